@@ -1,0 +1,116 @@
+# pullbridge: every install, check and test step, from a clean clone with no Docker.
+#
+#   make dev          serve the whole stack on http://127.0.0.1:${PORT:-3000}
+#   make lint         ruff, ruff format, mypy, cfn-lint, sam validate --lint
+#   make build        sam build (no container; needs python3.13, e.g. from pyenv)
+#   make unit | integration | e2e
+#   make test         lint + build + every test under coverage
+#   make clean        remove build and test output (make distclean also removes the venvs)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON ?= python3
+VENV := .venv
+VENV_STAMP := $(VENV)/.installed
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_CLI_VERSION ?= 1.170.0
+DYNALITE := node_modules/.bin/dynalite
+PYTEST_ARGS ?=
+NPM ?= npm
+
+export SAM_CLI_TELEMETRY := 0
+# sam validate wants a region and credentials even though it talks to no AWS service.
+OFFLINE_AWS_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+	AWS_SESSION_TOKEN=testing
+
+.PHONY: help dev lint build unit integration e2e test clean distclean
+
+help:
+	@sed -n '3,10s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+
+# --- installs ----------------------------------------------------------------------------------
+
+# The stamp makes the venv re-install whenever the declared dependencies change.
+$(VENV_STAMP): pyproject.toml layers/shared/requirements.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev]' pytest-xdist
+	touch $@
+
+$(VENV): $(VENV_STAMP)
+
+# SAM CLI pins conflict with moto, so it lives in its own venv, which git and ruff ignore.
+$(SAM):
+	$(PYTHON) -m venv $(SAM_VENV)
+	echo '*' > $(SAM_VENV)/.gitignore
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet 'aws-sam-cli==$(SAM_CLI_VERSION)'
+	touch $@
+
+$(SAM_VENV): $(SAM)
+
+# dynalite is a second DynamoDB engine for the tests; without npm those tests skip themselves.
+$(DYNALITE):
+	@if command -v $(NPM) >/dev/null 2>&1; then \
+		$(NPM) install --prefix "$(CURDIR)" --no-save --no-audit --no-fund --loglevel=error dynalite@4; \
+	else \
+		echo "$(NPM) not found: dynalite is not installed; the tests that need it will be skipped."; \
+	fi
+
+# --- running -----------------------------------------------------------------------------------
+
+dev: $(VENV_STAMP)
+	PULLBRIDGE_ALLOW_PRIVATE_URLS=1 $(VENV)/bin/python -m pullbridge_local
+
+# --- checks ------------------------------------------------------------------------------------
+
+lint: $(VENV_STAMP) $(SAM)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/cfn-lint template.yaml
+	$(OFFLINE_AWS_ENV) $(SAM) validate --lint --region us-east-1 --template-file template.yaml
+
+# sam build finds the runtime's interpreter as `python3.13` on PATH. A pyenv shim for a version
+# that is installed but not selected fails, so fall back to the installed pyenv version itself.
+build: $(SAM)
+	@py="$$(python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null || true)"; \
+	if [ -z "$$py" ] && command -v pyenv >/dev/null 2>&1; then \
+		v="$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.[0-9]+)?$$' | sort -V | tail -n1 || true)"; \
+		if [ -n "$$v" ]; then py="$$(pyenv root)/versions/$$v/bin/python3.13"; fi; \
+	fi; \
+	if [ -z "$$py" ] || [ ! -x "$$py" ]; then \
+		echo "make build: python3.13 is needed for the python3.13 runtime and was not found on PATH" >&2; \
+		echo "            (install it, e.g. 'pyenv install 3.13', and put it on PATH)." >&2; \
+		exit 1; \
+	fi; \
+	echo "sam build with $$py"; \
+	PATH="$$(dirname "$$py"):$$PATH" $(SAM) build --template-file template.yaml --parallel --cached
+
+# --- tests -------------------------------------------------------------------------------------
+
+unit: $(VENV_STAMP)
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+integration: $(VENV_STAMP) $(DYNALITE)
+	$(VENV)/bin/pytest tests/integration $(PYTEST_ARGS)
+
+e2e: $(VENV_STAMP) $(DYNALITE)
+	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
+
+test: $(VENV_STAMP) lint build $(DYNALITE)
+	$(VENV)/bin/coverage erase
+	$(VENV)/bin/coverage run -m pytest tests $(PYTEST_ARGS)
+	$(VENV)/bin/coverage report
+
+clean:
+	rm -rf .aws-sam htmlcov .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . \( -path ./.git -o -path ./$(VENV) -o -path ./$(SAM_VENV) -o -path ./node_modules \) -prune \
+		-o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) $(SAM_VENV) node_modules

@@ -1,0 +1,135 @@
+"""API: events, connections, health and the OpenAPI document. Wiring only; the work is in `pullbridge`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pullbridge import connections as connection_service
+from pullbridge.auth import authenticate
+from pullbridge.cursors import CursorCodec
+from pullbridge.events import EventFilters, EventReader
+from pullbridge.http import install_error_handlers, request_base_url
+from pullbridge.models import (
+    Connection,
+    ConnectionCreate,
+    ConnectionPage,
+    ConnectionUpdate,
+    Event,
+    EventPage,
+    EventSource,
+    Health,
+    ProviderName,
+)
+from pullbridge.settings import load_settings
+from pullbridge.storage import Store, dynamodb_client
+
+settings = load_settings()
+logger = Logger()
+store = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
+codec = CursorCodec(
+    settings.cursor_secret or parameters.get_secret(settings.cursor_secret_arn or "", max_age=3600)
+)
+reader = EventReader(store, codec, write_deadline_seconds=settings.write_deadline_seconds)
+app = APIGatewayHttpResolver(enable_validation=True)
+install_error_handlers(app, logger, validation=True)
+
+PUBLIC_ROUTES = frozenset({"/health"})
+
+
+def require_api_key(router: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    if router.current_event.raw_path not in PUBLIC_ROUTES:
+        tenant_id = authenticate(store, router.current_event.headers.get("authorization"))
+        router.append_context(tenant_id=tenant_id)  # type: ignore[no-untyped-call]
+        logger.append_keys(tenant_id=tenant_id)
+    return next_middleware(router)
+
+
+app.use(middlewares=[require_api_key])
+
+
+def _tenant() -> str:
+    return str(app.context["tenant_id"])
+
+
+def _base_url() -> str:
+    return request_base_url(app.current_event, settings.public_base_url)
+
+
+@app.get("/health", summary="Liveness; needs no API key")
+def health() -> Health:
+    return Health(status="ok")
+
+
+@app.get("/openapi.json", summary="This API's OpenAPI 3.1 document", include_in_schema=False)
+def openapi_document() -> Response[str]:
+    schema = app.get_openapi_json_schema(title="pullbridge", version="0.1.0")
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=schema)
+
+
+@app.get("/events", summary="The tenant's events, oldest first, paged by cursor, with long polling")
+def list_events(
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    connection_id: Annotated[str | None, Query(max_length=64)] = None,
+    provider: Annotated[ProviderName | None, Query()] = None,
+    collection: Annotated[str | None, Query(max_length=100)] = None,
+    type: Annotated[str | None, Query(max_length=200)] = None,
+    source: Annotated[EventSource | None, Query()] = None,
+    wait: Annotated[float, Query(ge=0, le=20)] = 0,
+) -> EventPage:
+    filters = EventFilters(connection_id, provider, collection, type, source)
+    page = reader.list_events(_tenant(), filters, cursor=cursor, limit=limit, wait=wait)
+    return EventPage.model_validate(page, from_attributes=True)
+
+
+@app.get("/events/<event_id>", summary="One event")
+def get_event(event_id: Annotated[str, Path(max_length=64)]) -> Event:
+    return Event.model_validate(reader.get_event(_tenant(), event_id))
+
+
+@app.post("/connections", summary="Create a connection; answers 201 without its secrets")
+def create_connection(request: Annotated[ConnectionCreate, Body()]) -> Response[Connection]:
+    connection = connection_service.create_connection(store, settings, _tenant(), request)
+    return Response(
+        status_code=201, body=connection.public(_base_url()), content_type=content_types.APPLICATION_JSON
+    )
+
+
+@app.get("/connections", summary="Active connections, newest first")
+def list_connections(
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> ConnectionPage:
+    return connection_service.list_connections(
+        store, codec, _tenant(), cursor=cursor, limit=limit, webhook_base_url=_base_url()
+    )
+
+
+@app.get("/connections/<connection_id>", summary="One connection")
+def get_connection(connection_id: Annotated[str, Path(max_length=64)]) -> Connection:
+    return connection_service.get_connection(store, _tenant(), connection_id).public(_base_url())
+
+
+@app.patch("/connections/<connection_id>", summary="Rename, rotate secrets, change credentials or settings")
+def update_connection(
+    connection_id: Annotated[str, Path(max_length=64)], request: Annotated[ConnectionUpdate, Body()]
+) -> Connection:
+    updated = connection_service.update_connection(store, settings, _tenant(), connection_id, request)
+    return updated.public(_base_url())
+
+
+@app.delete("/connections/<connection_id>", summary="Archive: its webhooks get 404, its events stay")
+def archive_connection(connection_id: Annotated[str, Path(max_length=64)]) -> Connection:
+    return connection_service.archive_connection(store, _tenant(), connection_id).public(_base_url())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

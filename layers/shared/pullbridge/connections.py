@@ -1,0 +1,258 @@
+"""Connections: one provider account each, with write-only secrets and credentials."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pullbridge.clock import Clock, system_clock, to_iso
+from pullbridge.cursors import Cursor, CursorCodec, scope_of
+from pullbridge.errors import Conflict, NotFound, ValidationFailed
+from pullbridge.ids import new_id
+from pullbridge.models import Connection, ConnectionCreate, ConnectionPage, ConnectionUpdate
+from pullbridge.providers import get_provider
+from pullbridge.settings import Settings
+from pullbridge.storage import Store
+from pullbridge.urls import validate_base_url
+
+_SK = "CONN"
+_UPDATE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class StoredConnection:
+    id: str
+    tenant_id: str
+    provider: str
+    name: str
+    created_at: str
+    updated_at: str
+    version: int = 1
+    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
+    api_base_url: str | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    archived_at: str | None = None
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any]) -> StoredConnection:
+        return cls(
+            **{**document, "webhook_secrets": tuple(document.get("webhook_secrets", ()))},
+        )
+
+    def to_document(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tenant_id": self.tenant_id,
+            "provider": self.provider,
+            "name": self.name,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "version": self.version,
+            "webhook_secrets": list(self.webhook_secrets),
+            "credentials": dict(self.credentials),
+            "api_base_url": self.api_base_url,
+            "settings": dict(self.settings),
+            "metadata": dict(self.metadata),
+            "archived_at": self.archived_at,
+        }
+
+    def public(self, webhook_base_url: str) -> Connection:
+        return Connection(
+            id=self.id,
+            provider=self.provider,
+            name=self.name,
+            status="archived" if self.archived_at else "active",
+            webhook_url=f"{webhook_base_url.rstrip('/')}/webhooks/{self.id}",
+            webhook_secrets_count=len(self.webhook_secrets),
+            credentials_set=bool(self.credentials),
+            api_base_url=self.api_base_url,
+            settings=dict(self.settings),
+            metadata=dict(self.metadata),
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            archived_at=self.archived_at,
+        )
+
+
+def _index_partition(tenant_id: str, *, archived: bool) -> str:
+    return f"T#{tenant_id}#CONN" + ("#archived" if archived else "")
+
+
+def _save(store: Store, connection: StoredConnection, *, expected_version: int | None) -> bool:
+    return store.put_control(
+        f"CONN#{connection.id}",
+        _SK,
+        connection.to_document(),
+        index=(
+            _index_partition(connection.tenant_id, archived=connection.archived_at is not None),
+            f"{connection.created_at}#{connection.id}",
+        ),
+        attributes={"version": connection.version, "archived": connection.archived_at is not None},
+        only_if_new=expected_version is None,
+        expected_version=expected_version,
+    )
+
+
+def _check_secrets(provider_name: str, secrets: list[str]) -> None:
+    provider = get_provider(provider_name)
+    for index, secret in enumerate(secrets):
+        try:
+            provider.validate_secret(secret)
+        except ValidationFailed as exc:
+            raise ValidationFailed(
+                f"webhook_secrets.{index}: {exc.message}",
+                key=exc.key,
+                data={"field": f"webhook_secrets.{index}"},
+            ) from exc
+
+
+def _check_settings(provider_name: str, settings: dict[str, Any]) -> dict[str, Any]:
+    validate = getattr(get_provider(provider_name), "validate_settings", None)
+    return dict(validate(settings)) if validate else settings
+
+
+def load_connection(store: Store, connection_id: str) -> StoredConnection | None:
+    """Any tenant's connection by id: for the webhook path, which the signature authenticates."""
+    document = store.get_control(f"CONN#{connection_id}", _SK)
+    return StoredConnection.from_document(document) if document else None
+
+
+def get_connection(store: Store, tenant_id: str, connection_id: str) -> StoredConnection:
+    connection = load_connection(store, connection_id)
+    if connection is None or connection.tenant_id != tenant_id:
+        raise NotFound(f"no connection {connection_id}", key="connection_not_found")
+    return connection
+
+
+def create_connection(
+    store: Store,
+    settings: Settings,
+    tenant_id: str,
+    request: ConnectionCreate,
+    *,
+    clock: Clock = system_clock,
+) -> StoredConnection:
+    try:
+        get_provider(request.provider)
+    except KeyError as exc:
+        raise ValidationFailed(
+            f"provider: '{request.provider}' is not available in this deployment", data={"field": "provider"}
+        ) from exc
+    secrets = [secret.get_secret_value() for secret in request.webhook_secrets]
+    _check_secrets(request.provider, secrets)
+    now = to_iso(clock())
+    connection = StoredConnection(
+        id=new_id("conn"),
+        tenant_id=tenant_id,
+        provider=request.provider,
+        name=request.name,
+        created_at=now,
+        updated_at=now,
+        webhook_secrets=tuple(secrets),
+        credentials={k: v.get_secret_value() for k, v in request.credentials.items()},
+        api_base_url=(
+            validate_base_url(request.api_base_url, allow_private=settings.allow_private_urls)
+            if request.api_base_url
+            else None
+        ),
+        settings=_check_settings(request.provider, request.settings),
+        metadata=request.metadata,
+    )
+    if not _save(store, connection, expected_version=None):
+        raise Conflict("a connection with this id already exists; retry", key="id_collision")
+    return connection
+
+
+def update_connection(
+    store: Store,
+    settings: Settings,
+    tenant_id: str,
+    connection_id: str,
+    request: ConnectionUpdate,
+    *,
+    clock: Clock = system_clock,
+) -> StoredConnection:
+    """Rename, rotate secrets, change credentials, settings or metadata. Optimistic on `version`."""
+    changes: dict[str, Any] = {}
+    if request.name is not None:
+        changes["name"] = request.name
+    if request.metadata is not None:
+        changes["metadata"] = request.metadata
+    if request.credentials is not None:
+        changes["credentials"] = {k: v.get_secret_value() for k, v in request.credentials.items()}
+    if request.api_base_url is not None:
+        changes["api_base_url"] = validate_base_url(
+            request.api_base_url, allow_private=settings.allow_private_urls
+        )
+    for _ in range(_UPDATE_ATTEMPTS):
+        current = get_connection(store, tenant_id, connection_id)
+        if current.archived_at:
+            raise Conflict("an archived connection cannot be changed", key="connection_archived")
+        staged = dict(changes)
+        if request.webhook_secrets is not None:
+            secrets = [secret.get_secret_value() for secret in request.webhook_secrets]
+            _check_secrets(current.provider, secrets)
+            staged["webhook_secrets"] = tuple(secrets)
+        if request.settings is not None:
+            staged["settings"] = _check_settings(current.provider, request.settings)
+        updated = replace(current, **staged, version=current.version + 1, updated_at=to_iso(clock()))
+        if _save(store, updated, expected_version=current.version):
+            return updated
+    raise Conflict("the connection changed concurrently; retry", key="concurrent_update")
+
+
+def archive_connection(
+    store: Store, tenant_id: str, connection_id: str, *, clock: Clock = system_clock
+) -> StoredConnection:
+    """Archive: its webhooks get 404 from now on and its pulls stop; its events stay until they expire."""
+    for _ in range(_UPDATE_ATTEMPTS):
+        current = get_connection(store, tenant_id, connection_id)
+        if current.archived_at:
+            return current
+        now = to_iso(clock())
+        archived = replace(current, archived_at=now, updated_at=now, version=current.version + 1)
+        if _save(store, archived, expected_version=current.version):
+            return archived
+    raise Conflict("the connection changed concurrently; retry", key="concurrent_update")
+
+
+def list_connections(
+    store: Store,
+    codec: CursorCodec,
+    tenant_id: str,
+    *,
+    cursor: str | None,
+    limit: int,
+    webhook_base_url: str,
+    clock: Clock = system_clock,
+) -> ConnectionPage:
+    """Active connections, newest first."""
+    scope = scope_of("connections", {})
+    after = None
+    if cursor:
+        position = codec.decode(cursor, tenant_id=tenant_id, scope=scope).position
+        if position is not None:
+            if not (isinstance(position, list) and len(position) == 3):
+                raise ValidationFailed(
+                    "the cursor is not valid", key="invalid_cursor", data={"field": "cursor"}
+                )
+            after = (str(position[0]), str(position[1]), str(position[2]))
+    documents, next_key = store.query_control_index(
+        _index_partition(tenant_id, archived=False), after=after, limit=limit, newest_first=True
+    )
+    connections = [StoredConnection.from_document(document) for document in documents]
+    if connections:
+        last = connections[-1]
+        last_key: list[str] | None = [f"CONN#{last.id}", _SK, f"{last.created_at}#{last.id}"]
+        next_cursor = codec.encode(Cursor(tenant_id, scope, last_key, clock()))
+    else:
+        last_key = list(after) if after else None
+        next_cursor = cursor or codec.encode(Cursor(tenant_id, scope, last_key, clock()))
+    return ConnectionPage(
+        data=[connection.public(webhook_base_url) for connection in connections],
+        next_cursor=next_cursor,
+        has_more=next_key is not None,
+    )

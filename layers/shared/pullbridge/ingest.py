@@ -1,0 +1,111 @@
+"""The webhook path: verify over the raw bytes, normalize, and log each event once per delivery.
+
+Budget: two DynamoDB requests per webhook when warm (allocate positions, commit one transaction). The
+connection is cached per Lambda instance, and the commit carries a guard on the connection's version,
+so a cached copy can never let through a webhook that the current connection would reject.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pullbridge.clock import Clock, system_clock, to_iso
+from pullbridge.connections import StoredConnection, load_connection
+from pullbridge.errors import NotFound, PayloadTooLarge, StorageUnavailable
+from pullbridge.providers import get_provider
+from pullbridge.providers.base import NormalizedEvent, WebhookRequest
+from pullbridge.storage import AppendResult, ConnectionChanged, ConnectionGuard, EventDraft, Store
+
+MAX_BODY_BYTES = 1024 * 1024
+CONNECTION_CACHE_SECONDS = 300.0
+
+
+class ConnectionCache:
+    """Connections by id, for `CONNECTION_CACHE_SECONDS`. Unknown ids are never cached, so a connection
+    created a moment ago works at once; stale entries are caught by the commit's guard."""
+
+    def __init__(self, store: Store, *, clock: Clock = system_clock) -> None:
+        self._store = store
+        self._clock = clock
+        self._entries: dict[str, tuple[float, StoredConnection]] = {}
+
+    def get(self, connection_id: str, *, fresh: bool = False) -> StoredConnection | None:
+        now = self._clock()
+        entry = self._entries.get(connection_id)
+        if entry and not fresh and now - entry[0] < CONNECTION_CACHE_SECONDS:
+            return entry[1]
+        connection = load_connection(self._store, connection_id)
+        if connection is None:
+            self._entries.pop(connection_id, None)
+        else:
+            self._entries[connection_id] = (now, connection)
+        return connection
+
+
+@dataclass(frozen=True)
+class WebhookOutcome:
+    event_ids: list[str]
+    duplicates: int
+
+
+def _document(connection: StoredConnection, event: NormalizedEvent, received_at: str) -> dict[str, object]:
+    return {
+        "connection_id": connection.id,
+        "provider": connection.provider,
+        "collection": event.collection,
+        "type": event.type,
+        "action": event.action,
+        "record_id": event.record_id,
+        "source": "webhook",
+        "pull_id": None,
+        "occurred_at": to_iso(event.occurred_at) if event.occurred_at is not None else None,
+        "received_at": received_at,
+        "data": event.data,
+    }
+
+
+def handle_webhook(
+    store: Store,
+    connections: ConnectionCache,
+    connection_id: str,
+    request: WebhookRequest,
+    *,
+    clock: Clock = system_clock,
+) -> WebhookOutcome:
+    """Verify and log one delivery. Raises the contract's errors; nothing is stored unless it returns."""
+    if len(request.body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge("the body is over 1 MiB", data={"limit_bytes": MAX_BODY_BYTES})
+    fresh = False
+    for _ in range(2):
+        connection = connections.get(connection_id, fresh=fresh)
+        if connection is None or connection.archived_at:
+            raise NotFound(f"no connection {connection_id}", key="connection_not_found")
+        provider = get_provider(connection.provider)
+        now = clock()
+        provider.verify(request, connection.webhook_secrets, connection.settings, now)
+        received_at = to_iso(now)
+        drafts = [
+            EventDraft(
+                connection.id, _document(connection, event, received_at), delivery_id=event.delivery_id
+            )
+            for event in provider.normalize(request, connection.settings)
+        ]
+        try:
+            result: AppendResult = store.append(
+                connection.tenant_id,
+                connection.id,
+                drafts,
+                guard=ConnectionGuard(connection.id, connection.version),
+            )
+        except ConnectionChanged:
+            fresh = True  # edited or archived since it was cached: verify again against the current one
+            continue
+        return WebhookOutcome(
+            event_ids=result.event_ids + result.duplicate_event_ids, duplicates=result.duplicates
+        )
+    raise StorageUnavailable("the connection is changing; retry", key="connection_changing")
+
+
+def lower_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    return {name.lower(): value for name, value in (headers or {}).items()}

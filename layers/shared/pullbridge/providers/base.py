@@ -1,0 +1,122 @@
+"""The provider interface: verify, normalize, list pages.
+
+A provider is one module exposing a `PROVIDER` object that satisfies `Provider`. Adding one means adding
+one module and its tests; `pullbridge.providers.get_provider` imports it lazily, so the webhook path only
+ever loads the provider it serves.
+
+Contract for implementers:
+- `verify` works on the raw bytes and raises `SignatureInvalid` for every failure, malformed headers
+  included; no `ValueError` or `binascii.Error` may escape. Comparisons use `hmac.compare_digest`.
+  Timestamped schemes reject anything more than `TIMESTAMP_TOLERANCE_SECONDS` away from `now`, in both
+  directions. Any one of `secrets` may match.
+- `normalize` raises `MalformedPayload` for a body the provider could not have sent, and returns one
+  `NormalizedEvent` per event (HubSpot batches return several). `delivery_id` is what redeliveries share.
+- `list_pages` (full-scan pulls) yields pages from the provider's list API through the injected httpx
+  client. Providers without a list API raise `NotImplementedError` and declare no `collections`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from pullbridge.errors import MalformedPayload, SignatureInvalid
+
+if TYPE_CHECKING:  # httpx stays off the webhook path's imports
+    import httpx
+
+TIMESTAMP_TOLERANCE_SECONDS = 300
+ACTIONS = frozenset({"created", "updated", "deleted"})
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """A delivery exactly as it arrived. `headers` keys are lower-case."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def require_header(self, name: str) -> str:
+        value = self.header(name)
+        if not value:
+            raise SignatureInvalid(f"missing {name} header", key="missing_signature")
+        return value
+
+
+@dataclass(frozen=True)
+class NormalizedEvent:
+    """One event as the provider described it, before the log gives it an id and a position."""
+
+    delivery_id: str
+    type: str
+    data: Any
+    collection: str | None = None
+    action: str | None = None
+    record_id: str | None = None
+    occurred_at: float | None = None
+
+
+@dataclass(frozen=True)
+class ListedRecord:
+    record_id: str
+    data: Any
+    created_at: float | None = None
+
+
+@dataclass(frozen=True)
+class ListPage:
+    records: list[ListedRecord]
+    next_checkpoint: str | None
+    """Where the next page starts; None when this was the last page."""
+
+
+@dataclass(frozen=True)
+class PullSource:
+    """What a full scan needs to know about the connection it reads."""
+
+    collection: str
+    base_url: str
+    credentials: Mapping[str, Any] = field(repr=False)
+    settings: Mapping[str, Any]
+
+
+class Provider(Protocol):
+    name: ClassVar[str]
+    collections: ClassVar[frozenset[str]]
+    # True when webhooks carry the record in the list API's representation (Stripe, Shopify), so a
+    # webhook can refresh the full-scan snapshot and the next scan does not repeat the change.
+    webhook_matches_list_representation: ClassVar[bool]
+
+    def validate_secret(self, secret: str) -> None:
+        """Raise `ValidationFailed` when a webhook secret cannot be used with this scheme."""
+
+    def verify(
+        self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float
+    ) -> None: ...
+
+    def normalize(self, request: WebhookRequest, settings: Mapping[str, Any]) -> list[NormalizedEvent]: ...
+
+    def list_pages(
+        self, http: httpx.Client, source: PullSource, checkpoint: str | None
+    ) -> Iterator[ListPage]: ...
+
+
+def parse_json_body(body: bytes) -> Any:
+    """The body as JSON, or `MalformedPayload`."""
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedPayload("the body is not valid JSON", key="malformed_json") from exc
+
+
+def action_from_type(event_type: str) -> str | None:
+    """`customer.created` -> `created`; anything else -> None."""
+    last = event_type.rsplit(".", 1)[-1]
+    return last if last in ACTIONS else None

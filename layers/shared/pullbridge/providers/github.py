@@ -1,0 +1,182 @@
+"""GitHub (https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries):
+`X-Hub-Signature-256: sha256=<hex>`, the HMAC-SHA256 of the raw body. `X-GitHub-Delivery` is what
+redeliveries share and `X-GitHub-Event` names the event.
+
+A record of `issues` or `pulls` is identified by its `number`: the one id that the issue and pull request
+webhooks, `GET /repos/{owner}/{repo}/issues` and `GET /repos/{owner}/{repo}/pulls` all carry for the same
+record. (`id` differs between a pull request object and the issue object of the same pull request.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import urllib.parse
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pullbridge.errors import MalformedPayload, SignatureInvalid, ValidationFailed
+from pullbridge.providers.base import ListPage, NormalizedEvent, PullSource, WebhookRequest, parse_json_body
+
+if TYPE_CHECKING:
+    import httpx
+
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+SIGNATURE_PREFIX = "sha256="
+EVENT_HEADER = "X-GitHub-Event"
+DELIVERY_HEADER = "X-GitHub-Delivery"
+
+COLLECTION_BY_EVENT: Mapping[str, tuple[str, str]] = {
+    "issues": ("issues", "issue"),
+    "pull_request": ("pulls", "pull_request"),
+}
+"""`X-GitHub-Event` -> (collection, the payload key holding the record)."""
+
+ACTION_BY_GITHUB_ACTION: Mapping[str, str] = {
+    "opened": "created",
+    "deleted": "deleted",
+    # A transferred issue leaves this repository: its list API no longer returns it.
+    "transferred": "deleted",
+}
+"""Any other action of an `issues` or `pull_request` event changes the record: `updated`."""
+
+
+def _parse_signature_header(header: str) -> bytes:
+    encoded = header.strip()
+    if not encoded.startswith(SIGNATURE_PREFIX):
+        raise SignatureInvalid("X-Hub-Signature-256 does not start with 'sha256='", key="malformed_signature")
+    encoded = encoded[len(SIGNATURE_PREFIX) :]
+    if not encoded.isascii() or len(encoded) != 2 * hashlib.sha256().digest_size:
+        raise SignatureInvalid("X-Hub-Signature-256 is not a SHA-256 hex digest", key="malformed_signature")
+    try:
+        return bytes.fromhex(encoded)
+    except ValueError as exc:
+        raise SignatureInvalid(
+            "X-Hub-Signature-256 is not a SHA-256 hex digest", key="malformed_signature"
+        ) from exc
+
+
+def _hmac_keys(secrets: Sequence[str]) -> Iterator[bytes]:
+    # An empty key would let anyone sign, so it never counts as a secret.
+    for secret in secrets:
+        if secret:
+            try:
+                yield secret.encode()
+            except UnicodeEncodeError:
+                continue
+
+
+class GitHub:
+    name: ClassVar[str] = "github"
+    collections: ClassVar[frozenset[str]] = frozenset(
+        collection for collection, _ in COLLECTION_BY_EVENT.values()
+    )
+    webhook_matches_list_representation: ClassVar[bool] = False
+
+    def validate_secret(self, secret: str) -> None:
+        if not secret or secret != secret.strip() or not _encodable(secret):
+            raise ValidationFailed(
+                "a GitHub webhook secret is a non-empty string without surrounding spaces",
+                key="invalid_webhook_secret",
+                data={"fields": ["webhook_secrets"]},
+            )
+
+    def validate_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(settings)
+
+    def verify(
+        self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float
+    ) -> None:
+        candidate = _parse_signature_header(request.require_header(SIGNATURE_HEADER))
+        for key in _hmac_keys(secrets):
+            if hmac.compare_digest(hmac.new(key, request.body, hashlib.sha256).digest(), candidate):
+                return
+        raise SignatureInvalid("X-Hub-Signature-256 matches no active secret")
+
+    def normalize(self, request: WebhookRequest, settings: Mapping[str, Any]) -> list[NormalizedEvent]:
+        event_name = _required_header(request, EVENT_HEADER)
+        delivery_id = _required_header(request, DELIVERY_HEADER)
+        payload = _parse_payload(request)
+        if not isinstance(payload, dict):
+            raise MalformedPayload("a GitHub webhook payload is a JSON object", key="malformed_payload")
+        github_action = payload.get("action")
+        if github_action is not None and (not isinstance(github_action, str) or not github_action):
+            raise MalformedPayload("a GitHub payload's 'action' is a string", key="malformed_payload")
+        event_type = f"{event_name}.{github_action}" if github_action else event_name
+        target = COLLECTION_BY_EVENT.get(event_name)
+        if target is None:
+            return [NormalizedEvent(delivery_id=delivery_id, type=event_type, data=payload)]
+        collection, record_key = target
+        record = payload.get(record_key)
+        number = record.get("number") if isinstance(record, dict) else None
+        if not isinstance(record, dict) or not isinstance(number, int) or isinstance(number, bool):
+            raise MalformedPayload(
+                f"a GitHub {event_name} payload has a '{record_key}' object with a 'number'",
+                key="malformed_payload",
+            )
+        return [
+            NormalizedEvent(
+                delivery_id=delivery_id,
+                type=event_type,
+                collection=collection,
+                action=ACTION_BY_GITHUB_ACTION.get(github_action or "", "updated"),
+                record_id=str(number),
+                occurred_at=_parse_iso(record.get("updated_at")),
+                data=record,
+            )
+        ]
+
+    def list_pages(
+        self, http: httpx.Client, source: PullSource, checkpoint: str | None
+    ) -> Iterator[ListPage]:
+        raise NotImplementedError("GitHub full scans are not implemented yet")
+
+
+def _required_header(request: WebhookRequest, name: str) -> str:
+    value = request.header(name)
+    if not value:
+        raise MalformedPayload(f"a GitHub delivery carries a {name} header", key="missing_header")
+    return value
+
+
+def _parse_payload(request: WebhookRequest) -> Any:
+    """The JSON payload, sent as the body (`application/json`) or as the `payload` form field
+    (`application/x-www-form-urlencoded`, the other content type a GitHub webhook may be set to)."""
+    content_type = (request.header("content-type") or "").split(";", 1)[0].strip().lower()
+    body = request.body
+    if content_type == "application/x-www-form-urlencoded":
+        try:
+            form = urllib.parse.parse_qs(body.decode(), strict_parsing=True, max_num_fields=16)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise MalformedPayload("the form body is not URL-encoded", key="malformed_payload") from exc
+        fields = form.get("payload", [])
+        if len(fields) != 1:
+            raise MalformedPayload("the form body holds one 'payload' field", key="malformed_payload")
+        body = fields[0].encode()
+    try:
+        return parse_json_body(body)
+    except RecursionError as exc:  # json raises it for deeply nested input; base does not catch it yet
+        raise MalformedPayload("the body is nested too deeply", key="malformed_json") from exc
+
+
+def _parse_iso(value: object) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        # GitHub times are UTC; a bare one must not be read in the machine's local zone.
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    except (ValueError, OverflowError):
+        return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+PROVIDER = GitHub()

@@ -1,0 +1,201 @@
+"""HubSpot (https://developers.hubspot.com/docs/api/webhooks/validating-requests), v3 signatures:
+`X-HubSpot-Signature-v3`, the base64 HMAC-SHA256 of `method + uri + body + timestamp` keyed with the app's
+client secret, where `X-HubSpot-Request-Timestamp` is in milliseconds.
+
+`uri` is the URL HubSpot called. HubSpot signs it with a few reserved characters percent-decoded (the
+table in its docs: `%3A` -> `:`, `%2F` -> `/`, `%3F` -> `?`, ...), so that form is tried first, then the
+URL exactly as received; either still needs the secret. The older v1/v2 signatures are plain SHA-256
+hashes without a timestamp, so they are not accepted.
+
+A delivery is a JSON array of events. `eventId` alone is not unique, so an event's delivery id joins
+`subscriptionId`, `eventId` and `occurredAt`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pullbridge.errors import MalformedPayload, SignatureInvalid, ValidationFailed
+from pullbridge.providers.base import (
+    TIMESTAMP_TOLERANCE_SECONDS,
+    ListPage,
+    NormalizedEvent,
+    PullSource,
+    WebhookRequest,
+    parse_json_body,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
+TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"
+
+COLLECTION_BY_OBJECT: Mapping[str, str] = {
+    "contact": "contacts",
+    "company": "companies",
+    "deal": "deals",
+    # `object.*` subscriptions name the type by objectTypeId instead.
+    "0-1": "contacts",
+    "0-2": "companies",
+    "0-3": "deals",
+}
+
+ACTION_BY_CHANGE: Mapping[str, str] = {
+    "creation": "created",
+    "propertyChange": "updated",
+    "merge": "updated",
+    "deletion": "deleted",
+    "privacyDeletion": "deleted",
+    # A restored record is back in the list API after its deletion.
+    "restore": "created",
+}
+
+MAX_EPOCH_MILLISECONDS = 10**15
+"""Year 33658: bounds `occurredAt` so it converts to a float and fits a delivery id."""
+
+_ENCODED_RESERVED = re.compile(r"%(3A|2F|3F|40|21|24|27|28|29|2A|2C|3B)", re.IGNORECASE)
+
+
+def signed_uri(url: str) -> str:
+    """The URL as HubSpot signs it: the reserved characters of its docs' table percent-decoded."""
+    return _ENCODED_RESERVED.sub(lambda match: chr(int(match.group(1), 16)), url)
+
+
+def _parse_timestamp(value: str) -> int:
+    if not value.isascii() or not value.isdigit() or len(value) > 15:
+        raise SignatureInvalid(
+            "X-HubSpot-Request-Timestamp is not a unix time in milliseconds", key="malformed_signature"
+        )
+    return int(value)
+
+
+def _parse_signature_header(header: str) -> bytes:
+    try:
+        digest = base64.b64decode(header.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SignatureInvalid("X-HubSpot-Signature-v3 is not base64", key="malformed_signature") from exc
+    if len(digest) != hashlib.sha256().digest_size:
+        raise SignatureInvalid("X-HubSpot-Signature-v3 is not a SHA-256 digest", key="malformed_signature")
+    return digest
+
+
+def _hmac_keys(secrets: Sequence[str]) -> Iterator[bytes]:
+    # An empty key would let anyone sign, so it never counts as a secret.
+    for secret in secrets:
+        if secret:
+            try:
+                yield secret.encode()
+            except UnicodeEncodeError:
+                continue
+
+
+class HubSpot:
+    name: ClassVar[str] = "hubspot"
+    collections: ClassVar[frozenset[str]] = frozenset(COLLECTION_BY_OBJECT.values())
+    webhook_matches_list_representation: ClassVar[bool] = False
+
+    def validate_secret(self, secret: str) -> None:
+        if not secret or secret != secret.strip() or not secret.isascii():
+            raise ValidationFailed(
+                "a HubSpot webhook secret (the app's client secret) is a non-empty ASCII string",
+                key="invalid_webhook_secret",
+                data={"fields": ["webhook_secrets"]},
+            )
+
+    def validate_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(settings)
+
+    def verify(
+        self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float
+    ) -> None:
+        candidate = _parse_signature_header(request.require_header(SIGNATURE_HEADER))
+        raw_timestamp = request.require_header(TIMESTAMP_HEADER).strip()
+        if abs(now * 1000 - _parse_timestamp(raw_timestamp)) > TIMESTAMP_TOLERANCE_SECONDS * 1000:
+            raise SignatureInvalid(
+                "X-HubSpot-Request-Timestamp is outside the 300 s tolerance", key="stale_timestamp"
+            )
+        messages = []
+        for uri in dict.fromkeys((signed_uri(request.url), request.url)):
+            try:
+                prefix = (request.method.upper() + uri).encode()
+            except UnicodeEncodeError:
+                continue
+            messages.append(prefix + request.body + raw_timestamp.encode())
+        for key in _hmac_keys(secrets):
+            for message in messages:
+                if hmac.compare_digest(hmac.new(key, message, hashlib.sha256).digest(), candidate):
+                    return
+        raise SignatureInvalid("X-HubSpot-Signature-v3 matches no active secret")
+
+    def normalize(self, request: WebhookRequest, settings: Mapping[str, Any]) -> list[NormalizedEvent]:
+        try:
+            batch = parse_json_body(request.body)
+        except RecursionError as exc:  # json raises it for deeply nested input; base does not catch it yet
+            raise MalformedPayload("the body is nested too deeply", key="malformed_json") from exc
+        if not isinstance(batch, list) or not batch:
+            raise MalformedPayload("a HubSpot delivery is a non-empty JSON array", key="malformed_payload")
+        return [_normalize_item(item, index) for index, item in enumerate(batch)]
+
+    def list_pages(
+        self, http: httpx.Client, source: PullSource, checkpoint: str | None
+    ) -> Iterator[ListPage]:
+        raise NotImplementedError("HubSpot full scans are not implemented yet")
+
+
+def _normalize_item(item: object, index: int) -> NormalizedEvent:
+    if not isinstance(item, dict):
+        raise MalformedPayload(f"HubSpot event [{index}] is not an object", key="malformed_payload")
+    # The legacy Webhooks API docs name the type `eventType`; current deliveries say `subscriptionType`.
+    event_type = item.get("subscriptionType", item.get("eventType"))
+    subscription_id, event_id, occurred_at = (
+        item.get(name) for name in ("subscriptionId", "eventId", "occurredAt")
+    )
+    if (
+        not isinstance(event_type, str)
+        or not event_type
+        or not _is_integer(subscription_id)
+        or not _is_integer(event_id)
+        or not isinstance(occurred_at, int)
+        or not 0 <= occurred_at < MAX_EPOCH_MILLISECONDS
+    ):
+        raise MalformedPayload(
+            f"HubSpot event [{index}] lacks subscriptionType, subscriptionId, eventId or occurredAt",
+            key="malformed_payload",
+        )
+    object_type, _, change = event_type.partition(".")
+    if object_type == "object":
+        object_type_id = item.get("objectTypeId")
+        object_type = object_type_id if isinstance(object_type_id, str) else ""
+    collection = COLLECTION_BY_OBJECT.get(object_type)
+    return NormalizedEvent(
+        delivery_id=f"{subscription_id}:{event_id}:{occurred_at}",
+        type=event_type,
+        collection=collection,
+        action=ACTION_BY_CHANGE.get(change) if collection else None,
+        record_id=_record_id(item.get("objectId")),
+        occurred_at=occurred_at / 1000,
+        data=item,
+    )
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _record_id(value: object) -> str | None:
+    """CRM ids are integers in webhooks and strings in the list API (`"512"`): both become the string."""
+    if _is_integer(value):
+        return str(value)
+    if isinstance(value, str) and value:
+        return value
+    return None
+
+
+PROVIDER = HubSpot()

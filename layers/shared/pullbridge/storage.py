@@ -1,0 +1,738 @@
+"""The one module that speaks to DynamoDB. Nothing else imports boto3 or botocore.
+
+Two tables (see docs/architecture.md):
+
+EventsTable (pk S, sk N)
+    T#<tenant>, 0                 the log head: `seq`, `alloc_at`, and per connection `c_<id>`, `a_<id>`
+    T#<tenant>, <seq>             the tenant log: one row per position (an event or a tombstone)
+    T#<tenant>#C#<conn>, <cseq>   the connection log: the same events, positioned per connection
+    W#<conn>#<delivery>, 0        the dedupe claim of one provider delivery
+
+ControlTable (pk S, sk S; GSI by_tenant on gsi1pk/gsi1sk)
+    KEY#<sha256 of api key>, KEY  an API key's tenant
+    CONN#<id>, CONN               a connection, listed per tenant through by_tenant
+
+The log protocol: a writer takes positions with one atomic `ADD` on the head (`allocate`), then commits
+the rows, the dedupe claim and a connection guard in one transaction whose every row is conditional on
+the position still being empty. A reader never passes an empty position: it waits, or, once the
+position is older than the write deadline, fences it with a conditional tombstone, so a late writer's
+commit fails and retries at a new position instead of landing behind the reader.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pullbridge.errors import PayloadTooLarge, StorageUnavailable
+from pullbridge.ids import new_event_id
+from pullbridge.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
+else:
+    DynamoDBClient = Any
+    AttributeValueTypeDef = Any
+    TransactWriteItemTypeDef = Any
+
+Item = dict[str, Any]
+
+HEAD_POSITION = 0
+MAX_EVENTS_PER_TRANSACTION = 33  # 1 guard + 3 items per event stays within DynamoDB's 100
+MAX_TRANSACTION_BYTES = 3_500_000  # DynamoDB caps a transaction at 4 MB
+MAX_ITEM_BYTES = 390_000  # DynamoDB caps an item at 400 KB
+COMPRESS_ABOVE_BYTES = 32_000
+MAX_FENCES_PER_READ = 100
+MAX_COMMIT_ATTEMPTS = 6
+
+_RETRYABLE_CANCELLATIONS = {"TransactionConflict"}
+_THROTTLING_CODES = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+}
+
+
+def dynamodb_client(endpoint_url: str | None = None) -> DynamoDBClient:
+    """The DynamoDB client a function creates once per cold start and injects everywhere."""
+    config = Config(
+        connect_timeout=2,
+        read_timeout=5,
+        retries={"mode": "standard", "total_max_attempts": 3},
+        tcp_keepalive=True,
+    )
+    return boto3.client("dynamodb", endpoint_url=endpoint_url, config=config)
+
+
+# --- attribute values -------------------------------------------------------------------------------
+
+
+def _s(value: str) -> AttributeValueTypeDef:
+    return {"S": value}
+
+
+def _n(value: float) -> AttributeValueTypeDef:
+    return {"N": str(value)}
+
+
+def _num(item: Item, name: str, default: int = 0) -> int:
+    value = item.get(name)
+    return int(value["N"]) if value else default
+
+
+def _str(item: Item, name: str) -> str | None:
+    value = item.get(name)
+    return value["S"] if value else None
+
+
+def _tenant_log(tenant_id: str) -> str:
+    return f"T#{tenant_id}"
+
+
+def _connection_log(tenant_id: str, connection_id: str) -> str:
+    return f"T#{tenant_id}#C#{connection_id}"
+
+
+def _dedupe_key(connection_id: str, delivery_id: str) -> str:
+    return f"W#{connection_id}#{delivery_id}"
+
+
+def _encode_document(document: Mapping[str, Any]) -> tuple[str, AttributeValueTypeDef]:
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    if len(text) <= COMPRESS_ABOVE_BYTES:
+        return "doc", _s(text)
+    packed = zlib.compress(text.encode(), 6)
+    if len(packed) > MAX_ITEM_BYTES - 10_000:
+        raise PayloadTooLarge("the event does not fit in the log even compressed", key="event_too_large")
+    return "docz", {"B": packed}
+
+
+def _decode_document(item: Item) -> dict[str, Any]:
+    if "docz" in item:
+        return json.loads(zlib.decompress(item["docz"]["B"]))  # type: ignore[no-any-return]
+    return json.loads(item["doc"]["S"])  # type: ignore[no-any-return]
+
+
+def _storage_error(exc: Exception) -> StorageUnavailable:
+    code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+    kind = "throttled" if code in _THROTTLING_CODES else "failed"
+    return StorageUnavailable(f"storage {kind}; retry later", data={"code": code} if code else {})
+
+
+# --- the log -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventDraft:
+    """An event ready to be logged; the log gives it an id and positions."""
+
+    connection_id: str
+    document: Mapping[str, Any]
+    """The public event object without `id`."""
+    delivery_id: str | None = None
+    """Provider delivery id; events sharing one are stored once. None for pull events."""
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    position: int
+    document: dict[str, Any]
+
+
+@dataclass
+class AppendResult:
+    event_ids: list[str] = field(default_factory=list)
+    duplicate_event_ids: list[str] = field(default_factory=list)
+    duplicates: int = 0
+
+
+@dataclass(frozen=True)
+class ConnectionGuard:
+    """The connection state a webhook was verified against; the commit fails if it has changed since."""
+
+    connection_id: str
+    version: int
+
+
+class ConnectionChanged(Exception):
+    """The guarded connection was archived or edited between verification and commit."""
+
+
+@dataclass(frozen=True)
+class _Allocation:
+    tenant_id: str
+    connection_id: str
+    first_seq: int
+    first_cseq: int
+    size: int
+    at_ms: int
+    prev_at_ms: int
+    prev_connection_at_ms: int
+
+
+@dataclass
+class LogRead:
+    events: list[LoggedEvent]
+    position: int
+    """Every position up to here is resolved: committed, tombstoned or expired."""
+    exhausted: bool
+    """True when nothing more is readable now (the end of the log, or a write still in flight)."""
+
+
+@dataclass(frozen=True)
+class LogRow:
+    position: int
+    kind: str
+    prev_at_ms: int
+    expires_at: int
+    item: Item
+
+
+class Store:
+    """Every DynamoDB operation of pullbridge, over an injected client."""
+
+    def __init__(self, client: DynamoDBClient, settings: Settings, *, clock: Any = time.time) -> None:
+        self._client = client
+        self._events_table = settings.events_table
+        self._control_table = settings.control_table
+        self._retention_seconds = settings.retention_days * 86_400
+        self._deadline_ms = int(settings.write_deadline_seconds * 1000)
+        self._clock = clock
+
+    @property
+    def retention_seconds(self) -> int:
+        return self._retention_seconds
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    def append(
+        self,
+        tenant_id: str,
+        connection_id: str,
+        drafts: Sequence[EventDraft],
+        *,
+        guard: ConnectionGuard | None = None,
+    ) -> AppendResult:
+        """Log `drafts` of one connection, in order, each exactly once per delivery id.
+
+        Raises `ConnectionChanged` when `guard` no longer holds, `StorageUnavailable` when DynamoDB fails.
+        Each transaction is atomic; a batch larger than one transaction is committed chunk by chunk,
+        and a redelivery of the batch finds the committed chunks' deliveries as duplicates.
+        """
+        result = AppendResult()
+        for chunk in self._chunks(drafts):
+            self._append_chunk(tenant_id, connection_id, chunk, guard, result)
+        return result
+
+    def _chunks(self, drafts: Sequence[EventDraft]) -> Iterator[list[tuple[EventDraft, str, Any]]]:
+        chunk: list[tuple[EventDraft, str, Any]] = []
+        size = 0
+        for draft in drafts:
+            name, value = _encode_document(draft.document)
+            weight = 2 * len(value.get("S", value.get("B", b""))) + 1_000
+            if chunk and (len(chunk) == MAX_EVENTS_PER_TRANSACTION or size + weight > MAX_TRANSACTION_BYTES):
+                yield chunk
+                chunk, size = [], 0
+            chunk.append((draft, name, value))
+            size += weight
+        if chunk:
+            yield chunk
+
+    def _append_chunk(
+        self,
+        tenant_id: str,
+        connection_id: str,
+        chunk: list[tuple[EventDraft, str, Any]],
+        guard: ConnectionGuard | None,
+        result: AppendResult,
+    ) -> None:
+        pending = list(chunk)
+        allocation: _Allocation | None = None
+        for attempt in range(MAX_COMMIT_ATTEMPTS):
+            if not pending:
+                if allocation:
+                    self._release(allocation)
+                return
+            if allocation is None:
+                allocation = self._allocate(tenant_id, connection_id, len(pending))
+            items, event_ids = self._commit_items(allocation, pending, guard)
+            try:
+                self._client.transact_write_items(TransactItems=items)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    raise _storage_error(exc) from exc
+                outcome = self._classify_cancellation(exc, pending, guard)
+                if outcome.guard_failed:
+                    self._release(allocation)
+                    raise ConnectionChanged(connection_id) from exc
+                if outcome.unexpected:
+                    self._release(allocation)
+                    raise _storage_error(exc) from exc
+                for index in sorted(outcome.duplicates, reverse=True):
+                    draft = pending.pop(index)[0]
+                    result.duplicates += 1
+                    result.duplicate_event_ids.extend(self._claimed_ids(draft, outcome.duplicates[index]))
+                if outcome.fenced:
+                    # A reader gave up on our positions: release them all and take new ones.
+                    self._release(allocation)
+                    allocation = None
+                if outcome.conflict:
+                    time.sleep(0.01 * 2**attempt)
+                continue
+            except BotoCoreError as exc:
+                # Unknown outcome (e.g. a timeout): no release, because the commit may have landed.
+                # Readers fence the positions if it did not; a redelivery finds the claim if it did.
+                raise _storage_error(exc) from exc
+            result.event_ids.extend(event_ids)
+            return
+        if allocation:
+            self._release(allocation)
+        raise StorageUnavailable("the log is too contended; retry later", key="storage_contention")
+
+    def _allocate(self, tenant_id: str, connection_id: str, size: int) -> _Allocation:
+        now_ms = int(self._clock() * 1000)
+        try:
+            response = self._client.update_item(
+                TableName=self._events_table,
+                Key={"pk": _s(_tenant_log(tenant_id)), "sk": _n(HEAD_POSITION)},
+                UpdateExpression="ADD #seq :size, #cseq :size SET #at = :now, #cat = :now",
+                ExpressionAttributeNames={
+                    "#seq": "seq",
+                    "#cseq": f"c_{connection_id}",
+                    "#at": "alloc_at",
+                    "#cat": f"a_{connection_id}",
+                },
+                ExpressionAttributeValues={":size": _n(size), ":now": _n(now_ms)},
+                ReturnValues="UPDATED_OLD",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc) from exc
+        old = response.get("Attributes", {})
+        return _Allocation(
+            tenant_id=tenant_id,
+            connection_id=connection_id,
+            first_seq=_num(old, "seq") + 1,
+            first_cseq=_num(old, f"c_{connection_id}") + 1,
+            size=size,
+            at_ms=now_ms,
+            prev_at_ms=_num(old, "alloc_at"),
+            prev_connection_at_ms=_num(old, f"a_{connection_id}"),
+        )
+
+    def _commit_items(
+        self,
+        allocation: _Allocation,
+        pending: list[tuple[EventDraft, str, Any]],
+        guard: ConnectionGuard | None,
+    ) -> tuple[list[TransactWriteItemTypeDef], list[str]]:
+        items: list[TransactWriteItemTypeDef] = []
+        if guard is not None:
+            items.append(
+                {
+                    "ConditionCheck": {
+                        "TableName": self._control_table,
+                        "Key": {"pk": _s(f"CONN#{guard.connection_id}"), "sk": _s("CONN")},
+                        "ConditionExpression": "#v = :v AND #archived = :no",
+                        "ExpressionAttributeNames": {"#v": "version", "#archived": "archived"},
+                        "ExpressionAttributeValues": {":v": _n(guard.version), ":no": {"BOOL": False}},
+                    }
+                }
+            )
+        expires_at = int(allocation.at_ms / 1000) + self._retention_seconds
+        event_ids = []
+        for offset, (draft, doc_name, doc_value) in enumerate(pending):
+            seq = allocation.first_seq + offset
+            cseq = allocation.first_cseq + offset
+            event_id = new_event_id(seq)
+            event_ids.append(event_id)
+            if draft.delivery_id is not None:
+                items.append(
+                    {
+                        "Put": {
+                            "TableName": self._events_table,
+                            "Item": {
+                                "pk": _s(_dedupe_key(draft.connection_id, draft.delivery_id)),
+                                "sk": _n(0),
+                                "event_ids": {"L": [_s(event_id)]},
+                                "expires_at": _n(expires_at),
+                            },
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                        }
+                    }
+                )
+            row = self._row_attributes(draft, event_id, doc_name, doc_value, expires_at)
+            for log_key, position, other, prev_at in (
+                (_tenant_log(allocation.tenant_id), seq, cseq, allocation.prev_at_ms),
+                (
+                    _connection_log(allocation.tenant_id, allocation.connection_id),
+                    cseq,
+                    seq,
+                    allocation.prev_connection_at_ms,
+                ),
+            ):
+                items.append(
+                    {
+                        "Put": {
+                            "TableName": self._events_table,
+                            "Item": {
+                                "pk": _s(log_key),
+                                "sk": _n(position),
+                                "other_position": _n(other),
+                                "prev_at": _n(prev_at),
+                                **row,
+                            },
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    }
+                )
+        for offset in range(len(pending), allocation.size):
+            items.extend(self._tombstone_puts(allocation, offset))
+        return items, event_ids
+
+    @staticmethod
+    def _row_attributes(
+        draft: EventDraft, event_id: str, doc_name: str, doc_value: Any, expires_at: int
+    ) -> Item:
+        document = draft.document
+        row: Item = {
+            "kind": _s("event"),
+            "id": _s(event_id),
+            "connection_id": _s(draft.connection_id),
+            "provider": _s(str(document.get("provider"))),
+            "type": _s(str(document.get("type"))),
+            "source": _s(str(document.get("source"))),
+            "expires_at": _n(expires_at),
+            doc_name: doc_value,
+        }
+        if document.get("collection"):
+            row["collection"] = _s(str(document["collection"]))
+        return row
+
+    def _tombstone_puts(self, allocation: _Allocation, offset: int) -> list[TransactWriteItemTypeDef]:
+        expires_at = int(allocation.at_ms / 1000) + self._retention_seconds
+        puts: list[TransactWriteItemTypeDef] = []
+        for log_key, position, prev_at in (
+            (_tenant_log(allocation.tenant_id), allocation.first_seq + offset, allocation.prev_at_ms),
+            (
+                _connection_log(allocation.tenant_id, allocation.connection_id),
+                allocation.first_cseq + offset,
+                allocation.prev_connection_at_ms,
+            ),
+        ):
+            puts.append(
+                {
+                    "Put": {
+                        "TableName": self._events_table,
+                        "Item": {
+                            "pk": _s(log_key),
+                            "sk": _n(position),
+                            "kind": _s("tombstone"),
+                            "prev_at": _n(prev_at),
+                            "expires_at": _n(expires_at),
+                        },
+                    }
+                }
+            )
+        return puts
+
+    def _release(self, allocation: _Allocation) -> None:
+        """Tombstone positions that a cancelled transaction left empty, so readers need not wait.
+
+        Unconditional puts are safe here: the positions are ours alone and the transaction that would
+        have filled them was cancelled. Best effort: if this fails, readers fence after the deadline.
+        """
+        puts = [put for offset in range(allocation.size) for put in self._tombstone_puts(allocation, offset)]
+        for start in range(0, len(puts), 25):
+            batch = puts[start : start + 25]
+            try:
+                self._client.batch_write_item(
+                    RequestItems={
+                        self._events_table: [{"PutRequest": {"Item": p["Put"]["Item"]}} for p in batch]
+                    }
+                )
+            except (ClientError, BotoCoreError):
+                return
+
+    @dataclass
+    class _Cancellation:
+        duplicates: dict[int, Item] = field(default_factory=dict)
+        guard_failed: bool = False
+        fenced: bool = False
+        conflict: bool = False
+        unexpected: bool = False
+
+    def _classify_cancellation(
+        self, exc: ClientError, pending: list[tuple[EventDraft, str, Any]], guard: ConnectionGuard | None
+    ) -> Store._Cancellation:
+        reasons = exc.response.get("CancellationReasons") or []
+        outcome = Store._Cancellation()
+        roles = self._item_roles(pending, guard)
+        for index, reason in enumerate(reasons):
+            code = reason.get("Code", "None")
+            if code in ("None", None):
+                continue
+            role, draft_index = roles[index] if index < len(roles) else ("tombstone", -1)
+            if code == "ConditionalCheckFailed":
+                if role == "guard":
+                    outcome.guard_failed = True
+                elif role == "claim":
+                    outcome.duplicates[draft_index] = dict(reason.get("Item", {}))
+                elif role == "row":
+                    outcome.fenced = True
+                else:
+                    outcome.unexpected = True
+            elif code in _RETRYABLE_CANCELLATIONS:
+                outcome.conflict = True
+            else:
+                outcome.unexpected = True
+        if not reasons:
+            outcome.unexpected = True
+        return outcome
+
+    @staticmethod
+    def _item_roles(
+        pending: list[tuple[EventDraft, str, Any]], guard: ConnectionGuard | None
+    ) -> list[tuple[str, int]]:
+        roles: list[tuple[str, int]] = [("guard", -1)] if guard is not None else []
+        for index, (draft, _, _) in enumerate(pending):
+            if draft.delivery_id is not None:
+                roles.append(("claim", index))
+            roles.extend([("row", index), ("row", index)])
+        return roles
+
+    def _claimed_ids(self, draft: EventDraft, old_item: Item) -> list[str]:
+        """The event ids an earlier delivery of `draft` was stored under."""
+        if not old_item and draft.delivery_id is not None:
+            try:
+                old_item = self._client.get_item(
+                    TableName=self._events_table,
+                    Key={"pk": _s(_dedupe_key(draft.connection_id, draft.delivery_id)), "sk": _n(0)},
+                    ConsistentRead=True,
+                ).get("Item", {})
+            except (ClientError, BotoCoreError) as exc:
+                raise _storage_error(exc) from exc
+        return [value["S"] for value in old_item.get("event_ids", {}).get("L", [])]
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def read_log(self, tenant_id: str, connection_id: str | None, after: int, max_rows: int) -> LogRead:
+        """Read up to `max_rows` positions after `after`, never passing an unresolved one.
+
+        `connection_id` selects that connection's log; None, the tenant log.
+        """
+        log_key = (
+            _tenant_log(tenant_id) if connection_id is None else _connection_log(tenant_id, connection_id)
+        )
+        events: list[LoggedEvent] = []
+        position = after
+        rows_read = 0
+        fences_left = MAX_FENCES_PER_READ
+        while rows_read < max_rows:
+            rows, more_stored = self._query_rows(log_key, position, max_rows - rows_read)
+            for row in rows:
+                if row.position > position + 1:
+                    verdict = self._judge_gap(log_key, position + 1, row, fences_left)
+                    if verdict == "wait":
+                        return LogRead(events, position, exhausted=True)
+                    if verdict == "raced":
+                        break  # a writer committed into the gap after all: read again from here
+                    fences_left -= row.position - position - 1
+                rows_read += 1
+                if row.kind == "event" and row.expires_at > self._clock():
+                    document = _decode_document(row.item)
+                    document["id"] = row.item["id"]["S"]
+                    events.append(LoggedEvent(row.position, document))
+                position = row.position
+            else:
+                if not more_stored:
+                    return LogRead(events, position, exhausted=True)
+        return LogRead(events, position, exhausted=False)
+
+    def _query_rows(self, log_key: str, after: int, limit: int) -> tuple[list[LogRow], bool]:
+        try:
+            response = self._client.query(
+                TableName=self._events_table,
+                KeyConditionExpression="pk = :pk AND sk > :after",
+                ExpressionAttributeValues={":pk": _s(log_key), ":after": _n(after)},
+                ConsistentRead=True,
+                Limit=limit,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc) from exc
+        rows = [
+            LogRow(
+                position=_num(item, "sk"),
+                kind=_str(item, "kind") or "event",
+                prev_at_ms=_num(item, "prev_at"),
+                expires_at=_num(item, "expires_at"),
+                item=item,
+            )
+            for item in response.get("Items", [])
+        ]
+        return rows, "LastEvaluatedKey" in response
+
+    def _judge_gap(self, log_key: str, first_missing: int, successor: LogRow, fences_left: int) -> str:
+        """Decide what the empty positions before `successor` mean: "wait", "skip" or "raced".
+
+        Every missing position was allocated no later than `successor.prev_at_ms`, because allocations
+        are serialised by the atomic `ADD` and a transaction commits its whole allocation or nothing.
+        """
+        now_ms = int(self._clock() * 1000)
+        age_ms = now_ms - successor.prev_at_ms
+        if age_ms > self._retention_seconds * 1000:
+            return "skip"  # allocated before the retention window: expired and deleted, or never written
+        if age_ms <= self._deadline_ms:
+            return "wait"  # a writer may still be committing
+        missing = range(first_missing, successor.position)
+        if len(missing) > fences_left:
+            return "wait"
+        expires_at = int(successor.prev_at_ms / 1000) + self._retention_seconds
+        for position in missing:
+            try:
+                self._client.put_item(
+                    TableName=self._events_table,
+                    Item={
+                        "pk": _s(log_key),
+                        "sk": _n(position),
+                        "kind": _s("tombstone"),
+                        "prev_at": _n(successor.prev_at_ms),
+                        "expires_at": _n(expires_at),
+                    },
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    return "raced"
+                raise _storage_error(exc) from exc
+            except BotoCoreError as exc:
+                raise _storage_error(exc) from exc
+        return "skip"
+
+    def log_head(self, tenant_id: str, connection_id: str | None) -> int:
+        """The last position allocated in a log (committed or not): a cheap "anything new?" probe."""
+        attribute = "seq" if connection_id is None else f"c_{connection_id}"
+        try:
+            response = self._client.get_item(
+                TableName=self._events_table,
+                Key={"pk": _s(_tenant_log(tenant_id)), "sk": _n(HEAD_POSITION)},
+                ProjectionExpression="#a",
+                ExpressionAttributeNames={"#a": attribute},
+                ConsistentRead=True,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc) from exc
+        return _num(response.get("Item", {}), attribute)
+
+    def get_event(self, tenant_id: str, position: int) -> dict[str, Any] | None:
+        try:
+            item = self._client.get_item(
+                TableName=self._events_table,
+                Key={"pk": _s(_tenant_log(tenant_id)), "sk": _n(position)},
+                ConsistentRead=True,
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc) from exc
+        if not item or _str(item, "kind") != "event" or _num(item, "expires_at") <= self._clock():
+            return None
+        document = _decode_document(item)
+        document["id"] = item["id"]["S"]
+        return document
+
+    # -- control records ------------------------------------------------------------------------------
+
+    def get_control(self, pk: str, sk: str) -> dict[str, Any] | None:
+        """A control record's JSON document, or None."""
+        try:
+            item = self._client.get_item(
+                TableName=self._control_table, Key={"pk": _s(pk), "sk": _s(sk)}, ConsistentRead=True
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc) from exc
+        return _control_document(item) if item else None
+
+    def put_control(
+        self,
+        pk: str,
+        sk: str,
+        document: Mapping[str, Any],
+        *,
+        index: tuple[str, str] | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        only_if_new: bool = False,
+        expected_version: int | None = None,
+    ) -> bool:
+        """Write a control record. Returns False when its condition (new, or at a version) failed."""
+        item: Item = {"pk": _s(pk), "sk": _s(sk), "doc": _s(json.dumps(document, separators=(",", ":")))}
+        if index is not None:
+            item["gsi1pk"], item["gsi1sk"] = _s(index[0]), _s(index[1])
+        for name, value in (attributes or {}).items():
+            item[name] = _plain_attribute(value)
+        request: dict[str, Any] = {"TableName": self._control_table, "Item": item}
+        if only_if_new:
+            request["ConditionExpression"] = "attribute_not_exists(pk)"
+        elif expected_version is not None:
+            request["ConditionExpression"] = "#v = :v"
+            request["ExpressionAttributeNames"] = {"#v": "version"}
+            request["ExpressionAttributeValues"] = {":v": _n(expected_version)}
+        try:
+            self._client.put_item(**request)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise _storage_error(exc) from exc
+        except BotoCoreError as exc:
+            raise _storage_error(exc) from exc
+        return True
+
+    def query_control_index(
+        self, partition: str, *, after: tuple[str, str, str] | None, limit: int, newest_first: bool
+    ) -> tuple[list[dict[str, Any]], tuple[str, str, str] | None]:
+        """A page of records in the by_tenant index. `after`/the returned key: (pk, sk, gsi1sk)."""
+        request: dict[str, Any] = {
+            "TableName": self._control_table,
+            "IndexName": "by_tenant",
+            "KeyConditionExpression": "gsi1pk = :p",
+            "ExpressionAttributeValues": {":p": _s(partition)},
+            "ScanIndexForward": not newest_first,
+            "Limit": limit,
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = {
+                "pk": _s(after[0]),
+                "sk": _s(after[1]),
+                "gsi1pk": _s(partition),
+                "gsi1sk": _s(after[2]),
+            }
+        try:
+            response = self._client.query(**request)
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc) from exc
+        items = response.get("Items", [])
+        last = response.get("LastEvaluatedKey")
+        next_key = (last["pk"]["S"], last["sk"]["S"], last["gsi1sk"]["S"]) if last and items else None
+        return [_control_document(item) for item in items], next_key
+
+
+def _plain_attribute(value: Any) -> AttributeValueTypeDef:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float):
+        return _n(value)
+    return _s(str(value))
+
+
+def _control_document(item: Item) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(item["doc"]["S"])
+    return document

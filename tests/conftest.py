@@ -1,0 +1,101 @@
+"""Fixtures: a real (embedded, single-threaded) moto DynamoDB server with tables made from
+template.yaml, a Store over it, tenants with API keys, and the three functions loaded as Lambda would."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from pullbridge.auth import issue_api_key
+from pullbridge.settings import Settings
+from pullbridge.storage import Store, dynamodb_client
+from pullbridge_local.dynamodb import EmbeddedDynamoDB
+from pullbridge_local.template import create_tables, load_template
+from tests.support import load_function
+
+CURSOR_SECRET = "test-cursor-secret-" + "x" * 40
+
+os.environ.update(
+    {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_METRICS_NAMESPACE": "PullbridgeTests",
+        "POWERTOOLS_SERVICE_NAME": "pullbridge",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }
+)
+
+
+@pytest.fixture(scope="session")
+def dynamodb_server() -> Iterator[EmbeddedDynamoDB]:
+    with EmbeddedDynamoDB() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture
+def tables(dynamodb_server: EmbeddedDynamoDB, template: dict[str, Any]) -> dict[str, str]:
+    """Empty tables, created from template.yaml's own definitions, for each test."""
+    dynamodb_server.reset()
+    return create_tables(dynamodb_client(dynamodb_server.endpoint_url), template)
+
+
+@pytest.fixture
+def settings(dynamodb_server: EmbeddedDynamoDB, tables: dict[str, str]) -> Settings:
+    return Settings(
+        events_table=tables["EventsTable"],
+        control_table=tables["ControlTable"],
+        cursor_secret=CURSOR_SECRET,
+        dynamodb_endpoint=dynamodb_server.endpoint_url,
+        write_deadline_seconds=5,
+    )
+
+
+@pytest.fixture
+def store(settings: Settings) -> Store:
+    return Store(dynamodb_client(settings.dynamodb_endpoint), settings)
+
+
+@pytest.fixture
+def api_key(store: Store) -> str:
+    return issue_api_key(store, "t_alpha", name="tests")
+
+
+@pytest.fixture
+def other_api_key(store: Store) -> str:
+    return issue_api_key(store, "t_beta", name="tests")
+
+
+@pytest.fixture(scope="session")
+def functions(dynamodb_server: EmbeddedDynamoDB) -> dict[str, ModuleType]:
+    """The three function modules, imported once with the deployment's environment, like a cold start."""
+    os.environ.update(
+        {
+            "EVENTS_TABLE": "EventsTable",
+            "CONTROL_TABLE": "ControlTable",
+            "DYNAMODB_ENDPOINT": dynamodb_server.endpoint_url,
+            "CURSOR_SECRET": CURSOR_SECRET,
+        }
+    )
+    return {name: load_function(name) for name in ("ingest", "api", "puller")}
+
+
+@pytest.fixture
+def ingest(functions: dict[str, ModuleType], tables: dict[str, str]) -> ModuleType:
+    functions["ingest"].connections._entries.clear()  # a fresh "instance" per test
+    return functions["ingest"]
+
+
+@pytest.fixture
+def api(functions: dict[str, ModuleType], tables: dict[str, str]) -> ModuleType:
+    return functions["api"]

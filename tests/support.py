@@ -1,0 +1,101 @@
+"""Shared test helpers: paths, sample events from `events/`, and signing."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import time
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pullbridge.providers.standard import sign
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EVENTS_DIR = REPO_ROOT / "events"
+FIXTURES_DIR = REPO_ROOT.parent / "shared" / "fixtures"
+TEST_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@cache
+def _load_sample(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS_DIR / name).read_text())  # type: ignore[no-any-return]
+
+
+def sample_event(name: str) -> dict[str, Any]:
+    """A deep copy of `events/<name>`, the same file `sam local invoke -e` uses."""
+    return copy.deepcopy(_load_sample(name))
+
+
+def load_function(name: str) -> ModuleType:
+    """Import `functions/<name>/app.py` under a unique module name, as its own Lambda would."""
+    spec = importlib.util.spec_from_file_location(f"function_{name}_app", REPO_ROOT / "functions" / name / "app.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def standard_webhook_event(
+    connection_id: str,
+    body: bytes | str,
+    *,
+    secret: str = TEST_SECRET,
+    message_id: str = "msg_1",
+    timestamp: int | None = None,
+    signature: str | None = None,
+) -> dict[str, Any]:
+    """The `webhook_standard.json` sample, re-targeted and freshly signed."""
+    raw = body.encode() if isinstance(body, str) else body
+    stamp = int(time.time()) if timestamp is None else timestamp
+    event = sample_event("webhook_standard.json")
+    event["pathParameters"] = {"connection_id": connection_id}
+    event["rawPath"] = f"/webhooks/{connection_id}"
+    event["requestContext"]["http"]["path"] = event["rawPath"]
+    event["body"] = raw.decode()
+    event["headers"].update(
+        {
+            "webhook-id": message_id,
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": signature or sign(secret, message_id, stamp, raw),
+        }
+    )
+    return event
+
+
+def api_event(
+    sample: str,
+    api_key: str | None,
+    *,
+    path: str | None = None,
+    query: dict[str, str] | None = None,
+    body: Any = None,
+    method: str | None = None,
+    path_parameters: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An API sample event with the caller's key and the given path, query and JSON body."""
+    event = sample_event(sample)
+    if api_key is None:
+        event["headers"].pop("authorization", None)
+    else:
+        event["headers"]["authorization"] = f"Bearer {api_key}"
+    if path is not None:
+        event["rawPath"] = path
+        event["requestContext"]["http"]["path"] = path
+    if method is not None:
+        event["requestContext"]["http"]["method"] = method
+    if path_parameters is not None:
+        event["pathParameters"] = path_parameters
+    if query is not None:
+        event["queryStringParameters"] = query
+        event["rawQueryString"] = "&".join(f"{k}={v}" for k, v in query.items())
+    if body is not None:
+        event["body"] = body if isinstance(body, str) else json.dumps(body)
+        event["headers"]["content-type"] = "application/json"
+    return event
+
+
+def json_body(response: dict[str, Any]) -> Any:
+    return json.loads(response["body"])
