@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import importlib.util
 import json
+import sys
 import time
 from functools import cache
 from pathlib import Path
@@ -12,6 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from pullbridge.providers.standard import sign
+from pullbridge_local.lambda_runtime import LambdaContext
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EVENTS_DIR = REPO_ROOT / "events"
@@ -31,11 +34,18 @@ def sample_event(name: str) -> dict[str, Any]:
 
 def load_function(name: str) -> ModuleType:
     """Import `functions/<name>/app.py` under a unique module name, as its own Lambda would."""
-    spec = importlib.util.spec_from_file_location(f"function_{name}_app", REPO_ROOT / "functions" / name / "app.py")
+    spec = importlib.util.spec_from_file_location(
+        f"function_{name}_app", REPO_ROOT / "functions" / name / "app.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as a real import does, so pydantic resolves the module's names
     spec.loader.exec_module(module)
     return module
+
+
+def lambda_context(function_name: str = "pullbridge-test") -> LambdaContext:
+    return LambdaContext(function_name=function_name, memory_limit_in_mb=1024, timeout_seconds=29)
 
 
 def standard_webhook_event(
@@ -54,7 +64,10 @@ def standard_webhook_event(
     event["pathParameters"] = {"connection_id": connection_id}
     event["rawPath"] = f"/webhooks/{connection_id}"
     event["requestContext"]["http"]["path"] = event["rawPath"]
-    event["body"] = raw.decode()
+    try:
+        event["body"] = raw.decode()
+    except UnicodeDecodeError:  # API Gateway passes bodies that are not UTF-8 as base64
+        event["body"], event["isBase64Encoded"] = base64.b64encode(raw).decode(), True
     event["headers"].update(
         {
             "webhook-id": message_id,

@@ -271,6 +271,7 @@ class Store:
                 self._client.transact_write_items(TransactItems=items)
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                    self._release(allocation, committed_maybe=True)
                     raise _storage_error(exc) from exc
                 outcome = self._classify_cancellation(exc, pending, guard)
                 if outcome.guard_failed:
@@ -291,8 +292,9 @@ class Store:
                     time.sleep(0.01 * 2**attempt)
                 continue
             except BotoCoreError as exc:
-                # Unknown outcome (e.g. a timeout): no release, because the commit may have landed.
-                # Readers fence the positions if it did not; a redelivery finds the claim if it did.
+                # Unknown outcome (e.g. a timeout): the commit may have landed, so release conditionally.
+                # A redelivery then finds the claim if it did, and is stored anew if it did not.
+                self._release(allocation, committed_maybe=True)
                 raise _storage_error(exc) from exc
             result.event_ids.extend(event_ids)
             return
@@ -447,23 +449,37 @@ class Store:
             )
         return puts
 
-    def _release(self, allocation: _Allocation) -> None:
-        """Tombstone positions that a cancelled transaction left empty, so readers need not wait.
+    def _release(self, allocation: _Allocation, *, committed_maybe: bool = False) -> None:
+        """Tombstone positions a failed commit left empty, so readers need not wait for the deadline.
 
-        Unconditional puts are safe here: the positions are ours alone and the transaction that would
-        have filled them was cancelled. Best effort: if this fails, readers fence after the deadline.
+        After a cancelled transaction nothing was written, so plain batched puts are safe. After any other
+        failure the commit may still have landed, so each tombstone is conditional on the position being
+        empty: it can never overwrite an event. Best effort: if this fails, readers fence after the deadline.
         """
-        puts = [put for offset in range(allocation.size) for put in self._tombstone_puts(allocation, offset)]
-        for start in range(0, len(puts), 25):
-            batch = puts[start : start + 25]
-            try:
+        puts = [
+            put["Put"]
+            for offset in range(allocation.size)
+            for put in self._tombstone_puts(allocation, offset)
+        ]
+        try:
+            if committed_maybe:
+                for put in puts:
+                    try:
+                        self._client.put_item(**put, ConditionExpression="attribute_not_exists(pk)")
+                    except ClientError as exc:
+                        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                            raise
+                return
+            for start in range(0, len(puts), 25):
                 self._client.batch_write_item(
                     RequestItems={
-                        self._events_table: [{"PutRequest": {"Item": p["Put"]["Item"]}} for p in batch]
+                        self._events_table: [
+                            {"PutRequest": {"Item": put["Item"]}} for put in puts[start : start + 25]
+                        ]
                     }
                 )
-            except (ClientError, BotoCoreError):
-                return
+        except (ClientError, BotoCoreError):
+            return
 
     @dataclass
     class _Cancellation:

@@ -1,0 +1,218 @@
+"""The log protocol in storage: positions, dedupe, release, waiting on and fencing empty positions."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from pullbridge.connections import StoredConnection, archive_connection, create_connection
+from pullbridge.errors import StorageUnavailable
+from pullbridge.models import ConnectionCreate
+from pullbridge.settings import Settings
+from pullbridge.storage import ConnectionChanged, ConnectionGuard, EventDraft, Store, dynamodb_client
+
+from tests.integration.conftest import counting
+from tests.support import TEST_SECRET
+
+TENANT = "t_alpha"
+
+
+def _draft(connection: StoredConnection, label: str, *, delivery: bool = True) -> EventDraft:
+    document = {
+        "connection_id": connection.id,
+        "provider": "standard",
+        "collection": None,
+        "type": "test.written",
+        "action": None,
+        "record_id": label,
+        "source": "webhook",
+        "pull_id": None,
+        "occurred_at": None,
+        "received_at": "2026-11-24T00:00:00.000Z",
+        "data": {"label": label},
+    }
+    return EventDraft(connection.id, document, delivery_id=label if delivery else None)
+
+
+@pytest.fixture
+def connection(store: Store, settings: Settings) -> StoredConnection:
+    return create_connection(
+        store,
+        settings,
+        TENANT,
+        ConnectionCreate(provider="standard", name="c", webhook_secrets=[TEST_SECRET]),
+    )
+
+
+def _labels(store: Store, connection_id: str | None = None) -> list[str]:
+    read = store.read_log(TENANT, connection_id, 0, 100)
+    return [event.document["data"]["label"] for event in read.events]
+
+
+def _clock_at(offset_seconds: float) -> Any:
+    return lambda: time.time() + offset_seconds
+
+
+def test_events_get_consecutive_positions_in_both_logs(store: Store, connection: StoredConnection) -> None:
+    store.append(TENANT, connection.id, [_draft(connection, "a"), _draft(connection, "b")])
+    store.append(TENANT, connection.id, [_draft(connection, "c")])
+    read = store.read_log(TENANT, None, 0, 10)
+    assert [event.position for event in read.events] == [1, 2, 3]
+    assert _labels(store) == _labels(store, connection.id) == ["a", "b", "c"]
+    assert store.log_head(TENANT, None) == store.log_head(TENANT, connection.id) == 3
+
+
+def test_a_duplicate_delivery_is_not_logged_again_and_its_position_is_released(
+    store: Store, connection: StoredConnection
+) -> None:
+    first = store.append(TENANT, connection.id, [_draft(connection, "a")])
+    again = store.append(TENANT, connection.id, [_draft(connection, "a"), _draft(connection, "b")])
+    assert again.duplicates == 1
+    assert again.duplicate_event_ids == first.event_ids
+    assert _labels(store) == ["a", "b"]
+    # Nothing is left waiting: the unused position was tombstoned, so the log reads to its end at once
+    assert store.read_log(TENANT, None, 0, 10).exhausted is True
+    assert store.read_log(TENANT, None, 0, 10).position == store.log_head(TENANT, None)
+
+
+def test_pull_events_without_delivery_ids_are_never_deduplicated(
+    store: Store, connection: StoredConnection
+) -> None:
+    store.append(TENANT, connection.id, [_draft(connection, "a", delivery=False)])
+    store.append(TENANT, connection.id, [_draft(connection, "a", delivery=False)])
+    assert _labels(store) == ["a", "a"]
+
+
+def test_a_stale_guard_fails_the_commit_and_logs_nothing(store: Store, connection: StoredConnection) -> None:
+    archive_connection(store, TENANT, connection.id)
+    with pytest.raises(ConnectionChanged):
+        store.append(
+            TENANT,
+            connection.id,
+            [_draft(connection, "a")],
+            guard=ConnectionGuard(connection.id, connection.version),
+        )
+    assert _labels(store) == []
+    assert store.read_log(TENANT, None, 0, 10).exhausted is True
+
+
+def test_a_reader_waits_at_a_position_that_is_still_being_written(
+    store: Store, connection: StoredConnection
+) -> None:
+    store._allocate(TENANT, connection.id, 1)  # a writer took position 1 and has not committed yet
+    store.append(TENANT, connection.id, [_draft(connection, "b")])
+    read = store.read_log(TENANT, None, 0, 10)
+    assert (read.events, read.position, read.exhausted) == ([], 0, True)
+
+
+def test_a_reader_fences_a_position_abandoned_past_the_deadline(
+    settings: Settings, store: Store, connection: StoredConnection
+) -> None:
+    store._allocate(TENANT, connection.id, 1)  # a writer took position 1 and died
+    store.append(TENANT, connection.id, [_draft(connection, "b")])
+    later = Store(
+        dynamodb_client(settings.dynamodb_endpoint),
+        settings,
+        clock=_clock_at(settings.write_deadline_seconds + 1),
+    )
+    assert _labels(later) == ["b"]
+    assert _labels(later, connection.id) == ["b"]
+
+
+def test_a_late_commit_into_a_fenced_position_moves_to_a_new_position(
+    settings: Settings, store: Store, connection: StoredConnection
+) -> None:
+    # Given a writer that took position 1, and a reader that fenced it after the deadline
+    allocation = store._allocate(TENANT, connection.id, 1)
+    store.append(TENANT, connection.id, [_draft(connection, "b")])
+    later = Store(
+        dynamodb_client(settings.dynamodb_endpoint),
+        settings,
+        clock=_clock_at(settings.write_deadline_seconds + 1),
+    )
+    assert _labels(later) == ["b"]
+    # When the stalled writer finally commits there, it fails and the event lands after the reader
+    items, _ = store._commit_items(allocation, [(_draft(connection, "a"), *_encoded("a", connection))], None)
+    with pytest.raises(ClientError):
+        store._client.transact_write_items(TransactItems=items)
+    store.append(TENANT, connection.id, [_draft(connection, "a")])
+    assert _labels(later) == ["b", "a"]
+
+
+def _encoded(label: str, connection: StoredConnection) -> tuple[str, Any]:
+    from pullbridge.storage import _encode_document
+
+    return _encode_document(_draft(connection, label).document)
+
+
+def test_a_commit_landing_between_a_readers_look_and_its_fence_is_read_not_lost(
+    settings: Settings, store: Store, connection: StoredConnection
+) -> None:
+    # Given a stalled writer at position 1 and a committed event at position 2
+    allocation = store._allocate(TENANT, connection.id, 1)
+    store.append(TENANT, connection.id, [_draft(connection, "b")])
+    reader_client = dynamodb_client(settings.dynamodb_endpoint)
+    reader = Store(reader_client, settings, clock=_clock_at(settings.write_deadline_seconds + 1))
+
+    # When the writer commits in the instant after the reader saw the gap and before its fence lands
+    def commit_first(**_: Any) -> None:
+        reader_client.meta.events.unregister("before-call.dynamodb.PutItem", commit_first)
+        items, _ = store._commit_items(
+            allocation, [(_draft(connection, "a"), *_encoded("a", connection))], None
+        )
+        store._client.transact_write_items(TransactItems=items)
+
+    reader_client.meta.events.register("before-call.dynamodb.PutItem", commit_first)
+    # Then the fence fails, and the reader returns the late event in its place
+    assert _labels(reader) == ["a", "b"]
+
+
+def test_positions_allocated_before_the_retention_window_are_skipped_without_writes(
+    settings: Settings, store: Store, connection: StoredConnection
+) -> None:
+    store._allocate(TENANT, connection.id, 3)  # positions whose rows expired and were deleted long ago
+    store.append(TENANT, connection.id, [_draft(connection, "d")])
+    far_future = Store(
+        dynamodb_client(settings.dynamodb_endpoint),
+        settings,
+        clock=_clock_at(settings.retention_days * 86_400 + 60),
+    )
+    with counting(far_future._client) as calls:
+        read = far_future.read_log(TENANT, None, 0, 10)
+    assert read.position == 4
+    assert "PutItem" not in calls.names
+
+
+def test_a_throttled_commit_raises_storage_unavailable_and_releases_its_position(
+    store: Store, connection: StoredConnection
+) -> None:
+    with counting(store._client) as calls:
+        calls.fail("TransactWriteItems")
+        with pytest.raises(StorageUnavailable):
+            store.append(TENANT, connection.id, [_draft(connection, "a")])
+    store.append(TENANT, connection.id, [_draft(connection, "b")])
+    assert _labels(store) == ["b"]  # readable at once: position 1 was released, not left to the deadline
+
+
+def test_a_throttled_allocation_raises_storage_unavailable_and_writes_nothing(
+    store: Store, settings: Settings, connection: StoredConnection
+) -> None:
+    with counting(store._client) as calls:
+        calls.fail("UpdateItem", "ThrottlingException")
+        with pytest.raises(StorageUnavailable) as raised:
+            store.append(TENANT, connection.id, [_draft(connection, "a")])
+    assert raised.value.data == {"code": "ThrottlingException"}
+    assert store._client.scan(TableName=settings.events_table)["Items"] == []
+
+
+def test_large_batches_are_split_into_transactions_and_keep_their_order(
+    store: Store, connection: StoredConnection
+) -> None:
+    labels = [f"e{index:03d}" for index in range(70)]
+    with counting(store._client) as calls:
+        result = store.append(TENANT, connection.id, [_draft(connection, label) for label in labels])
+    assert len(result.event_ids) == 70
+    assert calls.names.count("TransactWriteItems") == 3
+    assert _labels(store) == labels
