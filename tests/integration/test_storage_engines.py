@@ -1,0 +1,242 @@
+"""Storage behaviour on two independent DynamoDB engines: moto and dynalite (npm).
+
+dynalite 4 implements no TransactWriteItems, so here committed rows are written as the plain puts of the
+real commit's items, and the transactional commit itself is proven on moto (test_event_log.py).
+Everything else the storage layer asks of DynamoDB runs on both: conditional writes, the atomic
+`ADD`/`UPDATED_OLD` allocation, consistent queries, GSI paging, waiting and fencing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pullbridge.auth import authenticate, issue_api_key
+from pullbridge.connections import (
+    StoredConnection,
+    archive_connection,
+    create_connection,
+    get_connection,
+    list_connections,
+    update_connection,
+)
+from pullbridge.cursors import CursorCodec
+from pullbridge.errors import Conflict, NotFound, Unauthorized
+from pullbridge.models import ConnectionCreate, ConnectionUpdate
+from pullbridge.settings import Settings
+from pullbridge.storage import EventDraft, Store, _encode_document, dynamodb_client
+from pullbridge_local.dynamodb import EmbeddedDynamoDB
+from pullbridge_local.template import create_tables
+from tests.conftest import CURSOR_SECRET
+from tests.support import REPO_ROOT, TEST_SECRET
+
+DYNALITE = REPO_ROOT / "node_modules" / ".bin" / "dynalite"
+TENANT = "t_alpha"
+_table_prefixes = itertools.count()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def dynalite_endpoint() -> Iterator[str]:
+    if shutil.which("node") is None or not DYNALITE.exists():
+        pytest.skip("dynalite is not installed (needs npm: `make test` installs it into node_modules/)")
+    port = _free_port()
+    process = subprocess.Popen(  # noqa: S603 - a fixed local binary
+        [
+            str(DYNALITE),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--createTableMs",
+            "0",
+            "--deleteTableMs",
+            "0",
+            "--updateTableMs",
+            "0",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        else:
+            pytest.fail("dynalite did not start within 15 s")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(params=["moto", "dynalite"])
+def engine_settings(
+    request: pytest.FixtureRequest, dynamodb_server: EmbeddedDynamoDB, template: dict[str, Any]
+) -> Settings:
+    endpoint = (
+        dynamodb_server.endpoint_url
+        if request.param == "moto"
+        else request.getfixturevalue("dynalite_endpoint")
+    )
+    names = create_tables(dynamodb_client(endpoint), template, prefix=f"t{next(_table_prefixes)}-")
+    return Settings(
+        events_table=names["EventsTable"],
+        control_table=names["ControlTable"],
+        cursor_secret=CURSOR_SECRET,
+        dynamodb_endpoint=endpoint,
+        write_deadline_seconds=5,
+    )
+
+
+@pytest.fixture
+def engine_store(engine_settings: Settings) -> Store:
+    return Store(dynamodb_client(engine_settings.dynamodb_endpoint), engine_settings)
+
+
+@pytest.fixture
+def connection(engine_store: Store, engine_settings: Settings) -> StoredConnection:
+    request = ConnectionCreate(provider="standard", name="c", webhook_secrets=[TEST_SECRET])
+    return create_connection(engine_store, engine_settings, TENANT, request)
+
+
+def _commit_as_puts(store: Store, connection: StoredConnection, labels: list[str]) -> None:
+    """Allocate through the real `ADD`, then write the real commit's items as conditional puts."""
+    allocation = store._allocate(TENANT, connection.id, len(labels))
+    pending = []
+    for label in labels:
+        document = {
+            "connection_id": connection.id,
+            "provider": "standard",
+            "type": "t",
+            "source": "webhook",
+            "received_at": "2026-11-24T00:00:00.000Z",
+            "data": {"label": label},
+        }
+        pending.append((EventDraft(connection.id, document, delivery_id=label), *_encode_document(document)))
+    items, _ = store._commit_items(allocation, pending, None)
+    for item in items:
+        store._client.put_item(**item["Put"])  # type: ignore[typeddict-item]
+
+
+def _labels(store: Store, connection_id: str | None = None) -> list[str]:
+    return [event.document["data"]["label"] for event in store.read_log(TENANT, connection_id, 0, 100).events]
+
+
+def _later(settings: Settings, seconds: float) -> Store:
+    return Store(dynamodb_client(settings.dynamodb_endpoint), settings, clock=lambda: time.time() + seconds)
+
+
+# --- control records -----------------------------------------------------------------------------
+
+
+def test_api_keys_authenticate_their_tenant_only(engine_store: Store) -> None:
+    key = issue_api_key(engine_store, TENANT)
+    assert authenticate(engine_store, f"Bearer {key}") == TENANT
+    assert issue_api_key(engine_store, TENANT, key=key) == key  # re-issuing to the same tenant is a no-op
+    with pytest.raises(Conflict):
+        issue_api_key(engine_store, "t_beta", key=key)
+    with pytest.raises(Unauthorized):
+        authenticate(engine_store, f"Bearer {key}x")
+
+
+def test_connections_round_trip_with_optimistic_versions(
+    engine_store: Store, engine_settings: Settings, connection: StoredConnection
+) -> None:
+    renamed = update_connection(
+        engine_store, engine_settings, TENANT, connection.id, ConnectionUpdate(name="renamed")
+    )
+    assert (renamed.version, get_connection(engine_store, TENANT, connection.id).name) == (2, "renamed")
+    # A write based on the old version is refused
+    from pullbridge.connections import _save
+
+    assert _save(engine_store, connection, expected_version=connection.version) is False
+    with pytest.raises(NotFound):
+        get_connection(engine_store, "t_beta", connection.id)
+
+
+def test_connection_listing_pages_through_the_index_and_skips_archived(
+    engine_store: Store, engine_settings: Settings, connection: StoredConnection
+) -> None:
+    others = [
+        create_connection(
+            engine_store, engine_settings, TENANT, ConnectionCreate(provider="standard", name=f"n{i}")
+        )
+        for i in range(3)
+    ]
+    archive_connection(engine_store, TENANT, others[0].id)
+    codec = CursorCodec(CURSOR_SECRET)
+    seen, cursor = [], None
+    for _ in range(5):
+        page = list_connections(
+            engine_store, codec, TENANT, cursor=cursor, limit=2, webhook_base_url="https://x"
+        )
+        seen.extend(item.id for item in page.data)
+        cursor = page.next_cursor
+        if not page.has_more:
+            break
+    assert sorted(seen) == sorted([connection.id, others[1].id, others[2].id])
+
+
+# --- the log ---------------------------------------------------------------------------------------
+
+
+def test_allocation_hands_out_consecutive_positions_per_log(
+    engine_store: Store, connection: StoredConnection
+) -> None:
+    first = engine_store._allocate(TENANT, connection.id, 2)
+    second = engine_store._allocate(TENANT, connection.id, 1)
+    assert (first.first_seq, first.first_cseq, second.first_seq, second.first_cseq) == (1, 1, 3, 3)
+    assert second.prev_at_ms == first.at_ms
+
+
+def test_committed_rows_read_in_order_from_both_logs(
+    engine_store: Store, connection: StoredConnection
+) -> None:
+    _commit_as_puts(engine_store, connection, ["a", "b"])
+    _commit_as_puts(engine_store, connection, ["c"])
+    assert _labels(engine_store) == _labels(engine_store, connection.id) == ["a", "b", "c"]
+
+
+def test_a_reader_waits_at_a_fresh_gap_and_fences_it_after_the_deadline(
+    engine_store: Store, engine_settings: Settings, connection: StoredConnection
+) -> None:
+    engine_store._allocate(TENANT, connection.id, 1)
+    _commit_as_puts(engine_store, connection, ["b"])
+    assert _labels(engine_store) == []
+    later = _later(engine_settings, engine_settings.write_deadline_seconds + 1)
+    assert _labels(later) == _labels(later, connection.id) == ["b"]
+    # The fence is durable: a late writer's conditional row put now fails
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError):
+        engine_store._client.put_item(
+            TableName=engine_settings.events_table,
+            Item={"pk": {"S": f"T#{TENANT}"}, "sk": {"N": "1"}, "kind": {"S": "event"}},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+
+def test_paging_by_limit_resumes_exactly_after_the_last_row(
+    engine_store: Store, connection: StoredConnection
+) -> None:
+    _commit_as_puts(engine_store, connection, [f"e{i}" for i in range(5)])
+    first = engine_store.read_log(TENANT, None, 0, 2)
+    rest = engine_store.read_log(TENANT, None, first.position, 10)
+    assert [e.document["data"]["label"] for e in first.events + rest.events] == [f"e{i}" for i in range(5)]
+    assert (first.exhausted, rest.exhausted) == (False, True)
