@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+
+from pullbridge.errors import ValidationFailed
+from pullbridge.ids import event_position, new_event_id, new_id
+from pullbridge.settings import Settings
+from pullbridge.urls import validate_base_url
+
+
+@pytest.mark.parametrize("position", [1, 35, 36, 10**6, 10**15])
+def test_an_event_id_carries_its_position(position: int) -> None:
+    assert event_position(new_event_id(position)) == position
+
+
+def test_event_ids_are_unguessable() -> None:
+    assert len({new_event_id(7) for _ in range(100)}) == 100
+
+
+@pytest.mark.parametrize("text", ["", "evt_", "conn_abc", "evt_z", "evt_5ab", "evt_1?xxxxxxxxxxxxxxxxxxxx"])
+def test_text_that_is_not_an_event_id_has_no_position(text: str) -> None:
+    assert event_position(text) is None
+
+
+def test_new_ids_have_their_prefix_and_are_unique() -> None:
+    ids = {new_id("conn") for _ in range(100)}
+    assert len(ids) == 100
+    assert all(value.startswith("conn_") for value in ids)
+
+
+@pytest.mark.parametrize("url", ["https://api.stripe.com", "https://example.com/base/"])
+def test_public_https_urls_are_allowed(url: str) -> None:
+    assert validate_base_url(url, allow_private=False) == url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.stripe.com",
+        "https://127.0.0.1",
+        "https://10.1.2.3",
+        "https://192.168.0.1:8443",
+        "https://169.254.169.254/latest",
+        "https://[::1]/",
+        "https://localhost",
+        "https://db.internal",
+        "ftp://example.com",
+        "https://user:pw@example.com",
+        "not a url",
+    ],
+)
+def test_plain_http_private_and_odd_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValidationFailed):
+        validate_base_url(url, allow_private=False)
+
+
+def test_private_urls_are_allowed_when_the_deployment_says_so() -> None:
+    assert validate_base_url("http://127.0.0.1:8080", allow_private=True) == "http://127.0.0.1:8080"
+
+
+def test_settings_come_from_the_environment() -> None:
+    settings = Settings.from_environ(
+        {"EVENTS_TABLE": "events", "CONTROL_TABLE": "ctl", "RETENTION_DAYS": "7", "PULLBRIDGE_ALLOW_PRIVATE_URLS": "1"}
+    )
+    assert (settings.events_table, settings.retention_days, settings.allow_private_urls) == ("events", 7, True)
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [{}, {"EVENTS_TABLE": "ev"}, {"EVENTS_TABLE": "ev", "CONTROL_TABLE": "ctl", "RETENTION_DAYS": "0"}],
+    ids=["nothing", "no-control-table", "zero-retention"],
+)
+def test_missing_or_invalid_settings_fail_at_cold_start(environ: dict[str, str]) -> None:
+    with pytest.raises(RuntimeError, match="invalid pullbridge configuration"):
+        Settings.from_environ(environ)
+
+
+def test_the_cursor_secret_is_never_in_the_settings_repr() -> None:
+    settings = Settings(events_table="ev1", control_table="ct1", cursor_secret="k" * 40)
+    assert "k" * 40 not in repr(settings)
