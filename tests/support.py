@@ -37,7 +37,8 @@ def load_function(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         f"function_{name}_app", REPO_ROOT / "functions" / name / "app.py"
     )
-    assert spec and spec.loader
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # as a real import does, so pydantic resolves the module's names
     spec.loader.exec_module(module)

@@ -34,7 +34,7 @@ def test_a_cursor_signed_with_another_secret_is_rejected() -> None:
 
 def test_a_tampered_position_is_rejected() -> None:
     codec = CursorCodec(SECRET)
-    payload, mac = codec.encode(Cursor("t1", SCOPE, 1, 0)).split(".")
+    _, mac = codec.encode(Cursor("t1", SCOPE, 1, 0)).split(".")
     forged_payload = CursorCodec("x" * 40).encode(Cursor("t1", SCOPE, 999, 0)).split(".")[0]
     with pytest.raises(InvalidCursor):
         codec.decode(f"{forged_payload}.{mac}", tenant_id="t1", scope=SCOPE)

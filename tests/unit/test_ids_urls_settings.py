@@ -60,9 +60,18 @@ def test_private_urls_are_allowed_when_the_deployment_says_so() -> None:
 
 def test_settings_come_from_the_environment() -> None:
     settings = Settings.from_environ(
-        {"EVENTS_TABLE": "events", "CONTROL_TABLE": "ctl", "RETENTION_DAYS": "7", "PULLBRIDGE_ALLOW_PRIVATE_URLS": "1"}
+        {
+            "EVENTS_TABLE": "events",
+            "CONTROL_TABLE": "ctl",
+            "RETENTION_DAYS": "7",
+            "PULLBRIDGE_ALLOW_PRIVATE_URLS": "1",
+        }
     )
-    assert (settings.events_table, settings.retention_days, settings.allow_private_urls) == ("events", 7, True)
+    assert (settings.events_table, settings.retention_days, settings.allow_private_urls) == (
+        "events",
+        7,
+        True,
+    )
 
 
 @pytest.mark.parametrize(

@@ -465,7 +465,11 @@ class Store:
             if committed_maybe:
                 for put in puts:
                     try:
-                        self._client.put_item(**put, ConditionExpression="attribute_not_exists(pk)")
+                        self._client.put_item(
+                            TableName=put["TableName"],
+                            Item=put["Item"],
+                            ConditionExpression="attribute_not_exists(pk)",
+                        )
                     except ClientError as exc:
                         if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                             raise
