@@ -1,0 +1,99 @@
+"""An embedded DynamoDB: moto's server, in a background thread of this process, over real HTTP."""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from pullbridge_local import LOCAL_ACCESS_KEY, LOCAL_REGION
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+class _QuietRequestHandler(MotoRequestHandler):
+    def log_request(self, *args: Any) -> None:
+        """Every DynamoDB call would otherwise print an access-log line."""
+
+
+class EmbeddedDynamoDB:
+    """moto's DynamoDB on 127.0.0.1 at a free port.
+
+    The server is single-threaded on purpose: moto's backend is not thread-safe, and each request must
+    run atomically, as on DynamoDB, or conditional writes and transactions could interleave. A
+    single-threaded werkzeug server also speaks HTTP/1.0, so no idle keep-alive connection can hold it.
+    """
+
+    def __init__(self) -> None:
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("EmbeddedDynamoDB is not started")
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def start(self) -> str:
+        if self._server is None:
+            application = DomainDispatcherApplication(create_backend_app)
+            self._server = make_server(
+                "127.0.0.1", 0, application, threaded=False, request_handler=_QuietRequestHandler
+            )
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, name="embedded-dynamodb", daemon=True
+            )
+            self._thread.start()
+        return self.endpoint_url
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+        self._server = None
+        self._thread = None
+
+    def reset(self) -> None:
+        """Drops every table and item, as a fresh server would have none."""
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+            pass
+
+    def client(self) -> DynamoDBClient:
+        return dynamodb_client(self.endpoint_url)
+
+    def __enter__(self) -> EmbeddedDynamoDB:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def dynamodb_client(endpoint_url: str) -> DynamoDBClient:
+    """A client for a local DynamoDB-compatible server, with dummy credentials that reach nothing real."""
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint_url,
+        region_name=LOCAL_REGION,
+        aws_access_key_id=LOCAL_ACCESS_KEY,
+        aws_secret_access_key=LOCAL_ACCESS_KEY,
+    )

@@ -1,0 +1,392 @@
+"""The local stack: the template's HTTP API, functions, schedule and tables, served on one port."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from pullbridge.auth import issue_api_key, new_api_key
+from pullbridge.settings import Settings
+from pullbridge.storage import Store
+from pullbridge_local import LOCAL_ACCESS_KEY, LOCAL_REGION
+from pullbridge_local.dynamodb import EmbeddedDynamoDB, dynamodb_client
+from pullbridge_local.lambda_runtime import FunctionError, LocalFunction, http_api_event, scheduled_event
+from pullbridge_local.scheduler import ScheduledJob, Scheduler
+from pullbridge_local.template import (
+    DEFAULT_TEMPLATE_PATH,
+    HttpRoute,
+    create_tables,
+    functions,
+    load_template,
+)
+
+logger = logging.getLogger(__name__)
+
+LOCAL_TENANT_ID = "local"
+# API Gateway's own payload limit; the functions enforce the product's smaller ones.
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+# Environment a deployment has but a laptop must not: a real secret's ARN, a real AWS identity.
+_DEPLOYMENT_ONLY_VARIABLES = ("CURSOR_SECRET_ARN", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+
+
+def error_body(error_type: str, message: str, key: str) -> bytes:
+    """The contract's error object, for the errors the stack answers itself (no function ran)."""
+    return json.dumps({"error": {"type": error_type, "message": message, "key": key, "data": {}}}).encode()
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    target: str
+    """The request target as sent: path and query string."""
+    headers: list[tuple[str, str]]
+    body: bytes
+    source_ip: str
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class RouteMatch:
+    route: HttpRoute
+    function_id: str
+    path_parameters: dict[str, str]
+
+
+def _segment_rank(segment: str) -> int:
+    """API Gateway prefers a literal segment to a `{variable}`, and a variable to a greedy `{proxy+}`."""
+    if segment.startswith("{") and segment.endswith("+}"):
+        return 0
+    if segment.startswith("{") and segment.endswith("}"):
+        return 1
+    return 2
+
+
+def _match_path(pattern: list[str], segments: list[str]) -> dict[str, str] | None:
+    parameters = {}
+    for index, part in enumerate(pattern):
+        rank = _segment_rank(part)
+        if rank == 0:
+            rest = segments[index:]
+            if not rest:
+                return None
+            parameters[part[1:-2]] = unquote("/".join(rest))
+            return parameters
+        if index >= len(segments):
+            return None
+        if rank == 1:
+            parameters[part[1:-1]] = unquote(segments[index])
+        elif part != segments[index]:
+            return None
+    return parameters if len(pattern) == len(segments) else None
+
+
+class Router:
+    """The template's HttpApi routes, matched most specific first, as API Gateway does."""
+
+    def __init__(self, routes: Iterable[tuple[HttpRoute, str]]) -> None:
+        def specificity(entry: tuple[HttpRoute, str, list[str]]) -> tuple[list[int], bool]:
+            route, _, pattern = entry
+            return [_segment_rank(part) for part in pattern], route.method != "ANY"
+
+        entries = [(route, function_id, route.path.strip("/").split("/")) for route, function_id in routes]
+        self._entries = sorted(entries, key=specificity, reverse=True)
+
+    def match(self, method: str, path: str) -> RouteMatch | None:
+        segments = path.strip("/").split("/")
+        for route, function_id, pattern in self._entries:
+            if route.method not in (method, "ANY"):
+                continue
+            parameters = _match_path(pattern, segments)
+            if parameters is not None:
+                return RouteMatch(route, function_id, parameters)
+        return None
+
+
+def http_response(result: Any) -> HttpResponse:
+    """Translates a payload 2.0 function result into the HTTP response API Gateway would send."""
+    if not isinstance(result, dict) or "statusCode" not in result:
+        # Payload 2.0 treats anything else as a JSON body with status 200.
+        return HttpResponse(200, [("content-type", "application/json")], json.dumps(result).encode())
+    body = result.get("body") or ""
+    payload = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
+    headers = [(name, str(value)) for name, value in (result.get("headers") or {}).items()]
+    headers += [("set-cookie", cookie) for cookie in result.get("cookies") or []]
+    return HttpResponse(int(result["statusCode"]), headers, payload)
+
+
+class LocalStack:
+    """The whole stack on 127.0.0.1, built from `template.yaml`.
+
+    The functions run in worker processes with the template's environment plus the local one; this
+    process's own environment is left as it is.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int = 3000,
+        api_key: str | None = None,
+        dynamodb_endpoint: str | None = None,
+        cursor_secret: str | None = None,
+        run_schedules: bool = True,
+        first_scheduled_run_after_seconds: float = 2.0,
+        template_path: Path = DEFAULT_TEMPLATE_PATH,
+    ) -> None:
+        self.api_key = api_key or new_api_key()
+        self._requested_port = port
+        self._external_dynamodb_endpoint = dynamodb_endpoint
+        self._cursor_secret = cursor_secret or secrets.token_hex(32)
+        self._run_schedules = run_schedules
+        self._first_scheduled_run_after_seconds = first_scheduled_run_after_seconds
+        self._template_path = template_path
+        self._embedded_dynamodb: EmbeddedDynamoDB | None = None
+        self._http_server: ThreadingHTTPServer | None = None
+        self._http_thread: threading.Thread | None = None
+        self._scheduler: Scheduler | None = None
+        self._functions: dict[str, LocalFunction] = {}
+        self._router = Router([])
+
+    @property
+    def url(self) -> str:
+        if self._http_server is None:
+            raise RuntimeError("LocalStack is not started")
+        return f"http://127.0.0.1:{self._http_server.server_port}"
+
+    @property
+    def dynamodb_endpoint(self) -> str:
+        if self._external_dynamodb_endpoint:
+            return self._external_dynamodb_endpoint
+        if self._embedded_dynamodb is None:
+            raise RuntimeError("LocalStack is not started")
+        return self._embedded_dynamodb.endpoint_url
+
+    def start(self) -> None:
+        """Serves the stack; on any failure, what was already started is stopped again."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        template = load_template(self._template_path)
+        if not self._external_dynamodb_endpoint:
+            self._embedded_dynamodb = EmbeddedDynamoDB()
+            self._embedded_dynamodb.start()
+        client = dynamodb_client(self.dynamodb_endpoint)
+        table_names = create_tables(client, template)
+        # Bound before the functions start: PUBLIC_BASE_URL needs the port, which may be chosen here.
+        self._http_server = _HttpServer(("127.0.0.1", self._requested_port), self)
+        specs = functions(template, table_names=table_names, template_dir=self._template_path.parent)
+        local_environment = self._local_environment()
+        self._functions = {
+            logical_id: LocalFunction(
+                replace(spec, environment=spec.environment | local_environment),
+                unset_variables=_DEPLOYMENT_ONLY_VARIABLES,
+            )
+            for logical_id, spec in specs.items()
+        }
+        for function in self._functions.values():
+            function.warm_up()
+        self._router = Router(
+            (route, logical_id) for logical_id, spec in specs.items() for route in spec.http_routes
+        )
+        # The functions share the Globals' table variables, so any one's environment names the tables.
+        settings = Settings.from_environ(next(iter(self._functions.values())).spec.environment)
+        issue_api_key(Store(client, settings), LOCAL_TENANT_ID, key=self.api_key, name="local")
+        self._http_thread = threading.Thread(
+            target=self._http_server.serve_forever, name="local-http", daemon=True
+        )
+        self._http_thread.start()
+        if self._run_schedules:
+            self._scheduler = Scheduler(
+                [
+                    ScheduledJob(logical_id, rate, functools.partial(self.invoke_schedule, logical_id))
+                    for logical_id, spec in specs.items()
+                    for rate in spec.schedules
+                ],
+                first_run_after_seconds=self._first_scheduled_run_after_seconds,
+            )
+            self._scheduler.start()
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.stop()
+            self._scheduler = None
+        if self._http_server is not None:
+            # Only a serving server can be shut down: `shutdown()` waits for `serve_forever()` to return.
+            if self._http_thread is not None:
+                self._http_server.shutdown()
+                self._http_thread.join()
+                self._http_thread = None
+            self._http_server.server_close()
+            self._http_server = None
+        for function in self._functions.values():
+            function.stop()
+        self._functions = {}
+        if self._embedded_dynamodb is not None:
+            self._embedded_dynamodb.stop()
+            self._embedded_dynamodb = None
+
+    def invoke_schedule(self, function_logical_id: str) -> Any:
+        """One scheduled run of a function, now, as its schedule would invoke it."""
+        function = self._functions[function_logical_id]
+        if not function.spec.schedules:
+            raise ValueError(f"the template gives {function_logical_id} no schedule")
+        return function.invoke(scheduled_event(f"{function_logical_id}-local"))
+
+    def handle_http(self, request: HttpRequest) -> HttpResponse:
+        target = urlsplit(request.target)
+        match = self._router.match(request.method, target.path)
+        if match is None:
+            return HttpResponse(
+                404,
+                [("content-type", "application/json")],
+                error_body("not_found", "no route", "no_route"),
+            )
+        event = http_api_event(
+            route=match.route,
+            method=request.method,
+            raw_path=target.path,
+            raw_query_string=target.query,
+            headers=request.headers,
+            body=request.body,
+            path_parameters=match.path_parameters,
+            source_ip=request.source_ip,
+        )
+        try:
+            return http_response(self._functions[match.function_id].invoke(event))
+        except FunctionError as exc:
+            # The traceback is already in the function's own log, as on CloudWatch.
+            logger.error("%s on %s %s", exc, request.method, target.path)  # noqa: TRY400
+            return HttpResponse(
+                500,
+                [("content-type", "application/json")],
+                error_body("internal", "the function failed; see the local stack's log", "function_error"),
+            )
+
+    def _local_environment(self) -> dict[str, str]:
+        return {
+            "DYNAMODB_ENDPOINT": self.dynamodb_endpoint,
+            "CURSOR_SECRET": self._cursor_secret,
+            "PULLBRIDGE_ALLOW_PRIVATE_URLS": "1",
+            "PUBLIC_BASE_URL": self.url,
+            "AWS_REGION": LOCAL_REGION,
+            "AWS_DEFAULT_REGION": LOCAL_REGION,
+            "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": LOCAL_ACCESS_KEY,
+            "POWERTOOLS_TRACE_DISABLED": "1",
+        }
+
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class _HttpServer(ThreadingHTTPServer):
+    """One thread per connection, so a long poll never holds up another request."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], stack: LocalStack) -> None:
+        super().__init__(address, _RequestHandler)
+        self.stack = stack
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: _HttpServer
+    protocol_version = "HTTP/1.1"
+    # An idle keep-alive connection is closed after this, so it does not hold a thread forever.
+    timeout = 60
+
+    def do_GET(self) -> None:  # the names http.server dispatches to
+        self._serve()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+    def _serve(self) -> None:
+        try:
+            body = self._read_body()
+        except _RequestTooLarge:
+            self.close_connection = True
+            response = HttpResponse(
+                413,
+                [("content-type", "application/json")],
+                error_body("payload_too_large", "the request body is over 10 MiB", "request_too_large"),
+            )
+        else:
+            request = HttpRequest(
+                method=self.command,
+                target=self.path,
+                headers=list(self.headers.items()),
+                body=body,
+                source_ip=self.client_address[0],
+            )
+            response = self.server.stack.handle_http(request)
+        self._write(response)
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            return self._read_chunked_body()
+        length = int(self.headers.get("content-length") or 0)
+        if length > MAX_REQUEST_BYTES:
+            raise _RequestTooLarge
+        return self.rfile.read(length)
+
+    def _read_chunked_body(self) -> bytes:
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            size = int(self.rfile.readline().split(b";", 1)[0].strip(), 16)
+            if size == 0:
+                # Trailers, if any, end with an empty line.
+                while self.rfile.readline().strip():
+                    pass
+                return b"".join(chunks)
+            received += size
+            if received > MAX_REQUEST_BYTES:
+                raise _RequestTooLarge
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def _write(self, response: HttpResponse) -> None:
+        self.send_response(response.status)
+        for name, value in response.headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("content-length", str(len(response.body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(response.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.info("%s %s", self.address_string(), format % args)
+
+
+class _RequestTooLarge(Exception):
+    pass
