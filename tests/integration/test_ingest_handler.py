@@ -10,8 +10,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from pullbridge.settings import Settings
 
+from pullbridge.settings import Settings
 from tests.integration.conftest import counting, scan_events_table
 from tests.support import api_event, json_body, lambda_context, standard_webhook_event
 
@@ -291,3 +291,26 @@ def test_any_active_secret_verifies_and_a_removed_one_stops_at_once(
     assert ingest.lambda_handler(stale, lambda_context())["statusCode"] == 401
     fresh = standard_webhook_event(connection["id"], BODY, secret=new, message_id="m4")
     assert ingest.lambda_handler(fresh, lambda_context())["statusCode"] == 200
+
+
+def test_every_dynamodb_call_of_the_webhook_path_is_allowed_by_the_template(
+    ingest: ModuleType, connection: dict[str, Any], template: dict[str, Any]
+) -> None:
+    # Given the IngestFunction's policy in template.yaml
+    allowed = {
+        action.removeprefix("dynamodb:")
+        for policy in template["Resources"]["IngestFunction"]["Properties"]["Policies"]
+        for statement in policy["Statement"]
+        for action in statement["Action"]
+    }
+    # When the webhook path runs its accepting, duplicate, batch-release and failing branches
+    with counting(ingest.store._client) as calls:
+        for message_id in ("m1", "m1"):
+            ingest.lambda_handler(standard_webhook_event(connection["id"], BODY, message_id=message_id), lambda_context())
+        calls.fail("TransactWriteItems")
+        ingest.lambda_handler(standard_webhook_event(connection["id"], BODY, message_id="m2"), lambda_context())
+    # Then each call it made is allowed (a transaction is authorised per contained action)
+    used = set(calls.names) - {"TransactWriteItems"}
+    assert {"UpdateItem", "BatchWriteItem"} <= used
+    assert used <= allowed
+    assert {"PutItem", "ConditionCheckItem"} <= allowed
