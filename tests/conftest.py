@@ -9,12 +9,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
 from pullbridge.auth import issue_api_key
 from pullbridge.settings import Settings
 from pullbridge.storage import Store, dynamodb_client
 from pullbridge_local.dynamodb import EmbeddedDynamoDB
 from pullbridge_local.template import create_tables, load_template
-
 from tests.support import load_function
 
 CURSOR_SECRET = "test-cursor-secret-" + "x" * 40

@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from pullbridge import connections as connection_service
 from pullbridge.auth import authenticate
 from pullbridge.cursors import CursorCodec

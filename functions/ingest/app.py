@@ -9,6 +9,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from pullbridge.http import install_error_handlers, webhook_request
 from pullbridge.ingest import ConnectionCache, handle_webhook
 from pullbridge.settings import load_settings

@@ -10,8 +10,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from pullbridge.cursors import Cursor, CursorCodec
 
+from pullbridge.cursors import Cursor, CursorCodec
 from tests.conftest import CURSOR_SECRET
 from tests.support import TEST_SECRET, api_event, json_body, lambda_context, standard_webhook_event
 

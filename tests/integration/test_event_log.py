@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+
 from pullbridge.connections import StoredConnection, archive_connection, create_connection
 from pullbridge.errors import StorageUnavailable
 from pullbridge.models import ConnectionCreate
 from pullbridge.settings import Settings
 from pullbridge.storage import ConnectionChanged, ConnectionGuard, EventDraft, Store, dynamodb_client
-
 from tests.integration.conftest import counting
 from tests.support import TEST_SECRET
 

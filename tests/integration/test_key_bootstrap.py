@@ -17,7 +17,7 @@ class FakeCloudFormation:
         self.settings = settings
         self.asked: list[str] = []
 
-    def describe_stacks(self, StackName: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
+    def describe_stacks(self, StackName: str) -> dict[str, Any]:
         self.asked.append(StackName)
         outputs = {
             "EventsTableName": self.settings.events_table,

@@ -20,7 +20,6 @@ from pullbridge.events import EventFilters, EventReader
 from pullbridge.models import ConnectionCreate
 from pullbridge.settings import Settings
 from pullbridge.storage import ConnectionGuard, EventDraft, Store, dynamodb_client
-
 from tests.conftest import CURSOR_SECRET
 from tests.support import TEST_SECRET
 

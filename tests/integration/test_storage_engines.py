@@ -53,7 +53,7 @@ def dynalite_endpoint() -> Iterator[str]:
     if shutil.which("node") is None or not DYNALITE.exists():
         pytest.skip("dynalite is not installed (needs npm: `make test` installs it into node_modules/)")
     port = _free_port()
-    process = subprocess.Popen(  # noqa: S603 - a fixed local binary
+    process = subprocess.Popen(
         [
             str(DYNALITE),
             "--host",
