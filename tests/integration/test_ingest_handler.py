@@ -306,9 +306,13 @@ def test_every_dynamodb_call_of_the_webhook_path_is_allowed_by_the_template(
     # When the webhook path runs its accepting, duplicate, batch-release and failing branches
     with counting(ingest.store._client) as calls:
         for message_id in ("m1", "m1"):
-            ingest.lambda_handler(standard_webhook_event(connection["id"], BODY, message_id=message_id), lambda_context())
+            ingest.lambda_handler(
+                standard_webhook_event(connection["id"], BODY, message_id=message_id), lambda_context()
+            )
         calls.fail("TransactWriteItems")
-        ingest.lambda_handler(standard_webhook_event(connection["id"], BODY, message_id="m2"), lambda_context())
+        ingest.lambda_handler(
+            standard_webhook_event(connection["id"], BODY, message_id="m2"), lambda_context()
+        )
     # Then each call it made is allowed (a transaction is authorised per contained action)
     used = set(calls.names) - {"TransactWriteItems"}
     assert {"UpdateItem", "BatchWriteItem"} <= used

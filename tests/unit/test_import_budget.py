@@ -28,7 +28,12 @@ def _modules_after_importing_ingest() -> set[str]:
         "POWERTOOLS_TRACE_DISABLED": "1",
     }
     output = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=REPO_ROOT, env=environment, capture_output=True, text=True, check=True
+        [sys.executable, "-c", PROBE],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return set(json.loads(output))
 
@@ -37,6 +42,10 @@ def test_the_ingest_function_loads_no_http_client_no_other_provider_and_no_opena
     modules = _modules_after_importing_ingest()
     assert "pullbridge.ingest" in modules
     assert not {name for name in modules if name == "httpx" or name.startswith("httpx.")}
-    assert not {name for name in modules if name.startswith("pullbridge.providers.") and name != "pullbridge.providers.base"}
+    assert not {
+        name
+        for name in modules
+        if name.startswith("pullbridge.providers.") and name != "pullbridge.providers.base"
+    }
     assert "aws_lambda_powertools.event_handler.openapi.models" not in modules
     assert "pullbridge.events" not in modules

@@ -110,8 +110,7 @@ def _check_secrets(provider_name: str, secrets: list[str]) -> None:
 
 
 def _check_settings(provider_name: str, settings: dict[str, Any]) -> dict[str, Any]:
-    validate = getattr(get_provider(provider_name), "validate_settings", None)
-    return dict(validate(settings)) if validate else settings
+    return get_provider(provider_name).validate_settings(settings)
 
 
 def load_connection(store: Store, connection_id: str) -> StoredConnection | None:

@@ -37,7 +37,7 @@ class BadRequest(PullbridgeError):
 
 
 class ValidationFailed(BadRequest):
-    """A request field is wrong; `data.fields` names each one."""
+    """A request field is wrong: `data.field` names the first, `data.fields` each one where there are several."""
 
     default_key = "validation_error"
 

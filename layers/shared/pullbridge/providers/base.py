@@ -97,6 +97,10 @@ class Provider(Protocol):
     def validate_secret(self, secret: str) -> None:
         """Raise `ValidationFailed` when a webhook secret cannot be used with this scheme."""
 
+    def validate_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The connection's `settings`, checked (and normalized) for this provider, or `ValidationFailed`."""
+        ...
+
     def verify(
         self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float
     ) -> None: ...
@@ -112,7 +116,7 @@ def parse_json_body(body: bytes) -> Any:
     """The body as JSON, or `MalformedPayload`."""
     try:
         return json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MalformedPayload("the body is not valid JSON", key="malformed_json") from exc
 
 

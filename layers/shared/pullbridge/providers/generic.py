@@ -113,17 +113,25 @@ def _template_placeholders(template: str) -> list[str]:
 
 def validate_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """The settings as stored, defaults filled in; `ValidationFailed` naming each wrong field."""
-    return parse_settings(settings).model_dump(exclude_none=True)
+    stored = parse_settings(settings).model_dump()
+    # Unset options are left out; keys the model does not own are kept as given, null included.
+    return {
+        key: value
+        for key, value in stored.items()
+        if value is not None or key not in GenericSettings.model_fields
+    }
 
 
 def parse_settings(settings: Mapping[str, Any]) -> GenericSettings:
     try:
         return GenericSettings.model_validate(dict(settings))
     except ValidationError as exc:
-        fields = sorted({_field_name(error["loc"], error["msg"]) for error in exc.errors()})
-        details = "; ".join(
-            f"{_field_name(error['loc'], error['msg'])}: {error['msg']}" for error in exc.errors()
-        )
+        problems = [
+            (_field_name(error["loc"], error["msg"]), error["msg"].removeprefix("Value error, "))
+            for error in exc.errors()
+        ]
+        fields = sorted({field for field, _ in problems})
+        details = "; ".join(f"{field}: {message}" for field, message in problems)
         raise ValidationFailed(
             f"invalid generic settings: {details}", key="invalid_settings", data={"fields": fields}
         ) from exc
@@ -181,7 +189,7 @@ class Generic:
                     key="stale_timestamp",
                 )
             values["timestamp"] = raw_timestamp
-        if config.delivery_id_header is not None:
+        if config.delivery_id_header is not None and "{delivery_id}" in config.template:
             values["delivery_id"] = request.require_header(config.delivery_id_header)
         message = _signed_content(config.template, values, request.body)
         for key in _hmac_keys(secrets):

@@ -10,7 +10,7 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pullbridge.errors import MalformedPayload, SignatureInvalid, ValidationFailed
@@ -79,6 +79,9 @@ class StandardWebhooks:
         except ValueError as exc:
             raise ValidationFailed(str(exc), key="invalid_webhook_secret") from exc
 
+    def validate_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(settings)
+
     def verify(
         self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float
     ) -> None:
@@ -131,9 +134,11 @@ def _parse_iso(value: object) -> float | None:
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    # A time without a zone is read as UTC, never as the machine's local time.
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 PROVIDER = StandardWebhooks()
