@@ -98,3 +98,16 @@ class StorageUnavailable(PullbridgeError):
     error_type = "internal"
     status_code = 503
     default_key = "storage_unavailable"
+
+
+class PullFailed(PullbridgeError):
+    """A pull failed. Its `error_type` names the kind (`unauthorized`, `rate_limited`, `bad_gateway`,
+    `timeout`, `bad_response`, `bad_request`, ...); `data` carries the status code and the provider's
+    request id where there is one. A pull record carries it as its `error` object."""
+
+    status_code = 502
+    default_key = "pull_failed"
+
+    def __init__(self, error_type: str, message: str, *, key: str | None = None, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message, key=key or error_type, data=data)
+        self.error_type = error_type  # type: ignore[misc]  # per instance: the pull error's kind

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from pullbridge.errors import MalformedPayload, SignatureInvalid
 
 if TYPE_CHECKING:  # httpx stays off the webhook path's imports
-    import httpx
+    from pullbridge.pulls.http import PullHttp
 
 TIMESTAMP_TOLERANCE_SECONDS = 300
 ACTIONS = frozenset({"created", "updated", "deleted"})
@@ -65,16 +65,25 @@ class NormalizedEvent:
 
 @dataclass(frozen=True)
 class ListedRecord:
+    """One record of a list API page (or, from an incremental feed, one remote event)."""
+
     record_id: str
     data: Any
     created_at: float | None = None
+    # Set only by incremental feeds, whose items are events already: their own type, action and time.
+    type: str | None = None
+    action: str | None = None
+    occurred_at: float | None = None
 
 
 @dataclass(frozen=True)
 class ListPage:
     records: list[ListedRecord]
     next_checkpoint: str | None
-    """Where the next page starts; None when this was the last page."""
+    """Where the next page starts (opaque to the engine); None when this was the last page."""
+    incremental: bool = False
+    """True for an events feed: its records are emitted as they are, and the last checkpoint is kept
+    for the next pull, instead of diffing a full scan against the snapshot."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,9 @@ class Provider(Protocol):
     # True when webhooks carry the record in the list API's representation (Stripe, Shopify), so a
     # webhook can refresh the full-scan snapshot and the next scan does not repeat the change.
     webhook_matches_list_representation: ClassVar[bool]
+    # The list API's largest page, and its host when the connection sets no api_base_url.
+    max_page_size: ClassVar[int]
+    default_base_url: ClassVar[str | None]
 
     def validate_secret(self, secret: str) -> None:
         """Raise `ValidationFailed` when a webhook secret cannot be used with this scheme."""
@@ -107,9 +119,10 @@ class Provider(Protocol):
 
     def normalize(self, request: WebhookRequest, settings: Mapping[str, Any]) -> list[NormalizedEvent]: ...
 
-    def list_pages(
-        self, http: httpx.Client, source: PullSource, checkpoint: str | None
-    ) -> Iterator[ListPage]: ...
+    def list_pages(self, http: PullHttp, source: PullSource, checkpoint: str | None) -> Iterator[ListPage]:
+        """Pages of `source.collection` from `checkpoint` (None: the first page), through `http`, which
+        retries, rate-limits, counts requests and raises `PullFailed`."""
+        ...
 
 
 def parse_json_body(body: bytes) -> Any:

@@ -25,7 +25,7 @@ from pullbridge.providers.base import (
 )
 
 if TYPE_CHECKING:
-    import httpx
+    from pullbridge.pulls.http import PullHttp
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a format marker, not a secret
 
@@ -72,6 +72,8 @@ class StandardWebhooks:
     name: ClassVar[str] = "standard"
     collections: ClassVar[frozenset[str]] = frozenset()
     webhook_matches_list_representation: ClassVar[bool] = False
+    max_page_size: ClassVar[int] = 0
+    default_base_url: ClassVar[str | None] = None
 
     def validate_secret(self, secret: str) -> None:
         try:
@@ -125,7 +127,7 @@ class StandardWebhooks:
         ]
 
     def list_pages(
-        self, http: httpx.Client, source: PullSource, checkpoint: str | None
+        self, http: PullHttp, source: PullSource, checkpoint: str | None
     ) -> Iterator[ListPage]:
         raise NotImplementedError("Standard Webhooks senders have no list API")
 

@@ -1,0 +1,1 @@
+"""Full-scan external event pulls: subscriptions, pull records, the scan and its diff."""
