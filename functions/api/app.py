@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
@@ -17,6 +18,7 @@ from pullbridge.auth import authenticate
 from pullbridge.cursors import CursorCodec
 from pullbridge.events import EventFilters, EventReader
 from pullbridge.http import install_error_handlers, request_base_url
+from pullbridge.launch import PullLauncher, lambda_client
 from pullbridge.models import (
     Connection,
     ConnectionCreate,
@@ -28,6 +30,16 @@ from pullbridge.models import (
     Health,
     ProviderName,
 )
+from pullbridge.pulls import service as pulls
+from pullbridge.pulls.models import (
+    Pull,
+    PullPage,
+    PullStatus,
+    Subscription,
+    SubscriptionCreate,
+    SubscriptionPage,
+    SubscriptionUpdate,
+)
 from pullbridge.settings import load_settings
 from pullbridge.storage import Store, dynamodb_client
 
@@ -38,6 +50,9 @@ codec = CursorCodec(
     settings.cursor_secret or parameters.get_secret(settings.cursor_secret_arn or "", max_age=3600)
 )
 reader = EventReader(store, codec, write_deadline_seconds=settings.write_deadline_seconds)
+launcher = (
+    PullLauncher(lambda_client(), settings.puller_function_name) if settings.puller_function_name else None
+)
 app = APIGatewayHttpResolver(enable_validation=True)
 install_error_handlers(app, logger, validation=True)
 
@@ -129,6 +144,71 @@ def update_connection(
 @app.delete("/connections/<connection_id>", summary="Archive: its webhooks get 404, its events stay")
 def archive_connection(connection_id: Annotated[str, Path(max_length=64)]) -> Connection:
     return connection_service.archive_connection(store, _tenant(), connection_id).public(_base_url())
+
+
+@app.post("/external-event-subscriptions", summary="Subscribe to a collection's scheduled full scans")
+def create_subscription(request: Annotated[SubscriptionCreate, Body()]) -> Response[Subscription]:
+    subscription = pulls.create_subscription(store, _tenant(), request)
+    return Response(status_code=201, body=subscription.public(), content_type=content_types.APPLICATION_JSON)
+
+
+@app.get("/external-event-subscriptions", summary="Subscriptions, newest first")
+def list_subscriptions(
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> SubscriptionPage:
+    return pulls.list_subscriptions(store, codec, _tenant(), cursor=cursor, limit=limit)
+
+
+@app.get("/external-event-subscriptions/<subscription_id>", summary="One subscription")
+def get_subscription(subscription_id: Annotated[str, Path(max_length=64)]) -> Subscription:
+    return pulls.get_subscription(store, _tenant(), subscription_id).public()
+
+
+@app.patch("/external-event-subscriptions/<subscription_id>", summary="Change the interval or pause")
+def update_subscription(
+    subscription_id: Annotated[str, Path(max_length=64)], request: Annotated[SubscriptionUpdate, Body()]
+) -> Subscription:
+    return pulls.update_subscription(store, _tenant(), subscription_id, request).public()
+
+
+@app.delete("/external-event-subscriptions/<subscription_id>", summary="Stop pulling; events stay")
+def delete_subscription(subscription_id: Annotated[str, Path(max_length=64)]) -> Response[str]:
+    pulls.delete_subscription(store, _tenant(), subscription_id)
+    return Response(status_code=204, body="")
+
+
+@app.post(
+    "/external-event-subscriptions/<subscription_id>/pull",
+    summary="Start a full scan now: 202 with the pull, or 409 with the running pull's id",
+)
+def start_pull(subscription_id: Annotated[str, Path(max_length=64)]) -> Response[Pull]:
+    pull = pulls.trigger_pull(store, _tenant(), subscription_id)
+    if launcher is not None:
+        launcher.launch(pull.id)
+    return Response(status_code=202, body=pull.public(), content_type=content_types.APPLICATION_JSON)
+
+
+@app.get("/external-event-pulls", summary="Pull records, newest first")
+def list_pulls(
+    external_event_subscription_id: Annotated[str | None, Query(max_length=64)] = None,
+    connection_id: Annotated[str | None, Query(max_length=64)] = None,
+    provider: Annotated[ProviderName | None, Query()] = None,
+    status: Annotated[PullStatus | None, Query()] = None,
+    start_from: Annotated[datetime | None, Query(alias="from")] = None,
+    start_to: Annotated[datetime | None, Query(alias="to")] = None,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> PullPage:
+    filters = pulls.PullFilters(
+        external_event_subscription_id, connection_id, provider, status, start_from, start_to
+    )
+    return pulls.list_pulls(store, codec, _tenant(), filters, cursor=cursor, limit=limit)
+
+
+@app.get("/external-event-pulls/<pull_id>", summary="One pull record")
+def get_pull(pull_id: Annotated[str, Path(max_length=64)]) -> Pull:
+    return pulls.get_pull(store, _tenant(), pull_id).public()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

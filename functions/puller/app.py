@@ -1,17 +1,32 @@
-"""Puller: runs every minute on the template's schedule. Full-scan pulls arrive with their own issue;
-until then each tick only logs, so the schedule is wired and observable end to end."""
+"""Puller: every minute it advances the due subscriptions; invoked with a `pull_id`, it runs that queued
+pull at once. Wiring only; the work is `pullbridge.pulls.engine`."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import httpx
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pullbridge.pulls.engine import PullEngine
+from pullbridge.settings import load_settings
+from pullbridge.storage import Store, dynamodb_client
+
+settings = load_settings()
 logger = Logger()
+store = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
+http_client = httpx.Client(timeout=httpx.Timeout(20.0, connect=5.0), follow_redirects=False)
+engine = PullEngine(store, settings, http_client)
 
 
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.info("puller tick", extra={"scheduled_at": event.get("time")})
-    return {"started_pulls": 0}
+    deadline = time.time() + context.get_remaining_time_in_millis() / 1000
+    if "pull_id" in event:
+        worked = [pull_id] if (pull_id := engine.run_pull(str(event["pull_id"]), deadline=deadline)) else []
+    else:
+        worked = engine.run_due(deadline=deadline)
+    logger.info("puller done", extra={"pulls": worked})
+    return {"pulls": worked}

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pullbridge.clock import Clock, system_clock, to_iso
-from pullbridge.cursors import Cursor, CursorCodec, scope_of
+from pullbridge.cursors import CursorCodec, scope_of
 from pullbridge.errors import Conflict, NotFound, ValidationFailed
 from pullbridge.ids import new_id
 from pullbridge.models import Connection, ConnectionCreate, ConnectionPage, ConnectionUpdate
+from pullbridge.paging import page_index
 from pullbridge.providers import get_provider
 from pullbridge.settings import Settings
 from pullbridge.storage import Store
@@ -229,29 +230,20 @@ def list_connections(
     clock: Clock = system_clock,
 ) -> ConnectionPage:
     """Active connections, newest first."""
-    scope = scope_of("connections", {})
-    after = None
-    if cursor:
-        position = codec.decode(cursor, tenant_id=tenant_id, scope=scope).position
-        if position is not None:
-            if not (isinstance(position, list) and len(position) == 3):
-                raise ValidationFailed(
-                    "the cursor is not valid", key="invalid_cursor", data={"field": "cursor"}
-                )
-            after = (str(position[0]), str(position[1]), str(position[2]))
-    documents, next_key = store.query_control_index(
-        _index_partition(tenant_id, archived=False), after=after, limit=limit, newest_first=True
+    page = page_index(
+        store,
+        codec,
+        tenant_id,
+        partition=_index_partition(tenant_id, archived=False),
+        scope=scope_of("connections", {}),
+        cursor=cursor,
+        limit=limit,
+        clock=clock,
     )
-    connections = [StoredConnection.from_document(document) for document in documents]
-    if connections:
-        last = connections[-1]
-        last_key: list[str] | None = [f"CONN#{last.id}", _SK, f"{last.created_at}#{last.id}"]
-        next_cursor = codec.encode(Cursor(tenant_id, scope, last_key, clock()))
-    else:
-        last_key = list(after) if after else None
-        next_cursor = cursor or codec.encode(Cursor(tenant_id, scope, last_key, clock()))
     return ConnectionPage(
-        data=[connection.public(webhook_base_url) for connection in connections],
-        next_cursor=next_cursor,
-        has_more=next_key is not None,
+        data=[
+            StoredConnection.from_document(document).public(webhook_base_url) for document in page.documents
+        ],
+        next_cursor=page.next_cursor,
+        has_more=page.has_more,
     )

@@ -108,6 +108,8 @@ class PullFailed(PullbridgeError):
     status_code = 502
     default_key = "pull_failed"
 
-    def __init__(self, error_type: str, message: str, *, key: str | None = None, data: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, error_type: str, message: str, *, key: str | None = None, data: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message, key=key or error_type, data=data)
         self.error_type = error_type  # type: ignore[misc]  # per instance: the pull error's kind

@@ -13,9 +13,17 @@ from dataclasses import dataclass
 from pullbridge.clock import Clock, system_clock, to_iso
 from pullbridge.connections import StoredConnection, load_connection
 from pullbridge.errors import NotFound, PayloadTooLarge, StorageUnavailable
+from pullbridge.hashing import content_hash
 from pullbridge.providers import get_provider
 from pullbridge.providers.base import NormalizedEvent, WebhookRequest
-from pullbridge.storage import AppendResult, ConnectionChanged, ConnectionGuard, EventDraft, Store
+from pullbridge.storage import (
+    AppendResult,
+    ConnectionChanged,
+    ConnectionGuard,
+    EventDraft,
+    SnapshotChange,
+    Store,
+)
 
 MAX_BODY_BYTES = 1024 * 1024
 CONNECTION_CACHE_SECONDS = 300.0
@@ -63,6 +71,15 @@ def _document(connection: StoredConnection, event: NormalizedEvent, received_at:
         "received_at": received_at,
         "data": event.data,
     }
+
+
+def _snapshot_change(connection: StoredConnection, event: NormalizedEvent) -> SnapshotChange | None:
+    """The record as the webhook shows it is the record as the list API shows it (Stripe, Shopify): the
+    next full scan then finds it unchanged instead of announcing the same change again."""
+    if event.collection is None or event.record_id is None:
+        return None
+    digest = None if event.action == "deleted" else content_hash(event.data)
+    return SnapshotChange(connection.id, event.collection, event.record_id, digest)
 
 
 def handle_webhook(

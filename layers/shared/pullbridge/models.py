@@ -16,16 +16,9 @@ class _Strict(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    type: Literal[
-        "bad_request",
-        "unauthorized",
-        "not_found",
-        "conflict",
-        "gone",
-        "payload_too_large",
-        "rate_limited",
-        "internal",
-    ]
+    # An HTTP error's type is one of bad_request, unauthorized, not_found, conflict, gone,
+    # payload_too_large, rate_limited, internal; a failed pull's may also be e.g. timeout or bad_gateway.
+    type: str
     message: str
     key: str
     data: dict[str, Any] = Field(default_factory=dict)

@@ -28,7 +28,7 @@ class Settings(BaseModel):
     dynamodb_endpoint: str | None = None
     cursor_secret: str | None = Field(default=None, min_length=32, repr=False)
     cursor_secret_arn: str | None = None
-    max_webhook_bytes: int = 1024 * 1024
+    puller_function_name: str | None = None
 
     @model_validator(mode="after")
     def _one_cursor_secret_source(self) -> Settings:
@@ -52,6 +52,7 @@ class Settings(BaseModel):
             "dynamodb_endpoint": pick("DYNAMODB_ENDPOINT"),
             "cursor_secret": pick("CURSOR_SECRET"),
             "cursor_secret_arn": pick("CURSOR_SECRET_ARN"),
+            "puller_function_name": pick("PULLER_FUNCTION_NAME"),
         }
         try:
             return cls.model_validate({k: v for k, v in raw.items() if v is not None})

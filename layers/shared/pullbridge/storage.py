@@ -47,7 +47,8 @@ else:
 Item = dict[str, Any]
 
 HEAD_POSITION = 0
-MAX_EVENTS_PER_TRANSACTION = 33  # 1 guard + 3 items per event stays within DynamoDB's 100
+DUE_PARTITION = "DUE"
+MAX_TRANSACTION_ITEMS = 99  # DynamoDB allows 100 items; one is kept for the connection guard
 MAX_TRANSACTION_BYTES = 3_500_000  # DynamoDB caps a transaction at 4 MB
 MAX_ITEM_BYTES = 390_000  # DynamoDB caps an item at 400 KB
 COMPRESS_ABOVE_BYTES = 32_000
@@ -104,6 +105,10 @@ def _connection_log(tenant_id: str, connection_id: str) -> str:
     return f"T#{tenant_id}#C#{connection_id}"
 
 
+def _snapshot_partition(connection_id: str, collection: str) -> str:
+    return f"SNAP#{connection_id}#{collection}"
+
+
 def _dedupe_key(connection_id: str, delivery_id: str) -> str:
     return f"W#{connection_id}#{delivery_id}"
 
@@ -134,6 +139,16 @@ def _storage_error(exc: Exception) -> StorageUnavailable:
 
 
 @dataclass(frozen=True)
+class SnapshotChange:
+    """The full-scan snapshot of one record: its content hash, or None once it is deleted."""
+
+    connection_id: str
+    collection: str
+    record_id: str
+    content_hash: str | None
+
+
+@dataclass(frozen=True)
 class EventDraft:
     """An event ready to be logged; the log gives it an id and positions."""
 
@@ -142,6 +157,12 @@ class EventDraft:
     """The public event object without `id`."""
     delivery_id: str | None = None
     """Provider delivery id; events sharing one are stored once. None for pull events."""
+    snapshot: SnapshotChange | None = None
+    """Written in the same transaction as the event, so the snapshot never runs ahead of the log."""
+
+    @property
+    def transaction_items(self) -> int:
+        return 2 + (self.delivery_id is not None) + (self.snapshot is not None)
 
 
 @dataclass(frozen=True)
@@ -241,7 +262,9 @@ class Store:
         for draft in drafts:
             name, value = _encode_document(draft.document)
             weight = 2 * len(value.get("S", value.get("B", b""))) + 1_000
-            if chunk and (len(chunk) == MAX_EVENTS_PER_TRANSACTION or size + weight > MAX_TRANSACTION_BYTES):
+            # Unused positions of a chunk become tombstones (2 items each), so count the worst case.
+            items = sum(d.transaction_items for d, _, _ in chunk) + draft.transaction_items + 2 * len(chunk)
+            if chunk and (items > MAX_TRANSACTION_ITEMS or size + weight > MAX_TRANSACTION_BYTES):
                 yield chunk
                 chunk, size = [], 0
             chunk.append((draft, name, value))
@@ -374,6 +397,8 @@ class Store:
                         }
                     }
                 )
+            if draft.snapshot is not None:
+                items.append(self._snapshot_write(draft.snapshot))
             row = self._row_attributes(draft, event_id, doc_name, doc_value, expires_at)
             for log_key, position, other, prev_at in (
                 (_tenant_log(allocation.tenant_id), seq, cseq, allocation.prev_at_ms),
@@ -529,6 +554,8 @@ class Store:
         for index, (draft, _, _) in enumerate(pending):
             if draft.delivery_id is not None:
                 roles.append(("claim", index))
+            if draft.snapshot is not None:
+                roles.append(("snapshot", index))
             roles.extend([("row", index), ("row", index)])
         return roles
 
@@ -689,14 +716,20 @@ class Store:
         document: Mapping[str, Any],
         *,
         index: tuple[str, str] | None = None,
+        due_at: str | None = None,
         attributes: Mapping[str, Any] | None = None,
         only_if_new: bool = False,
         expected_version: int | None = None,
     ) -> bool:
-        """Write a control record. Returns False when its condition (new, or at a version) failed."""
+        """Write a control record. Returns False when its condition (new, or at a version) failed.
+
+        `due_at` puts the record in the sparse `by_due` index at that time; None leaves it out.
+        """
         item: Item = {"pk": _s(pk), "sk": _s(sk), "doc": _s(json.dumps(document, separators=(",", ":")))}
         if index is not None:
             item["gsi1pk"], item["gsi1sk"] = _s(index[0]), _s(index[1])
+        if due_at is not None:
+            item["gsi2pk"], item["gsi2sk"] = _s(DUE_PARTITION), _s(due_at)
         for name, value in (attributes or {}).items():
             item[name] = _plain_attribute(value)
         request: dict[str, Any] = {"TableName": self._control_table, "Item": item}
@@ -717,17 +750,38 @@ class Store:
         return True
 
     def query_control_index(
-        self, partition: str, *, after: tuple[str, str, str] | None, limit: int, newest_first: bool
+        self,
+        partition: str,
+        *,
+        after: tuple[str, str, str] | None,
+        limit: int,
+        newest_first: bool,
+        sort_between: tuple[str, str] | None = None,
+        equals: Mapping[str, str] | None = None,
     ) -> tuple[list[dict[str, Any]], tuple[str, str, str] | None]:
-        """A page of records in the by_tenant index. `after`/the returned key: (pk, sk, gsi1sk)."""
+        """A page of records in the by_tenant index. `after`/the returned key: (pk, sk, gsi1sk).
+
+        `sort_between` bounds the index's sort key; `equals` keeps records whose top-level attributes
+        have those values (a filter: DynamoDB still reads the others, up to `limit`).
+        """
+        condition = "gsi1pk = :p"
+        values: dict[str, Any] = {":p": _s(partition)}
+        if sort_between is not None:
+            condition += " AND gsi1sk BETWEEN :low AND :high"
+            values[":low"], values[":high"] = _s(sort_between[0]), _s(sort_between[1])
         request: dict[str, Any] = {
             "TableName": self._control_table,
             "IndexName": "by_tenant",
-            "KeyConditionExpression": "gsi1pk = :p",
-            "ExpressionAttributeValues": {":p": _s(partition)},
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
             "ScanIndexForward": not newest_first,
             "Limit": limit,
         }
+        if equals:
+            names = {f"#f{i}": name for i, name in enumerate(equals)}
+            request["ExpressionAttributeNames"] = names
+            request["FilterExpression"] = " AND ".join(f"#f{i} = :f{i}" for i in range(len(equals)))
+            values.update({f":f{i}": _s(value) for i, value in enumerate(equals.values())})
         if after is not None:
             request["ExclusiveStartKey"] = {
                 "pk": _s(after[0]),
@@ -743,6 +797,124 @@ class Store:
         last = response.get("LastEvaluatedKey")
         next_key = (last["pk"]["S"], last["sk"]["S"], last["gsi1sk"]["S"]) if last and items else None
         return [_control_document(item) for item in items], next_key
+
+    def delete_control(self, pk: str, sk: str) -> None:
+        try:
+            self._client.delete_item(TableName=self._control_table, Key={"pk": _s(pk), "sk": _s(sk)})
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc) from exc
+
+    def query_due(self, until: str, *, limit: int) -> list[str]:
+        """Partition keys of the records in the sparse `by_due` index due at or before `until`."""
+        try:
+            response = self._client.query(
+                TableName=self._control_table,
+                IndexName="by_due",
+                KeyConditionExpression="gsi2pk = :due AND gsi2sk <= :until",
+                ExpressionAttributeValues={":due": _s(DUE_PARTITION), ":until": _s(until)},
+                Limit=limit,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc) from exc
+        return [item["pk"]["S"] for item in response.get("Items", [])]
+
+    # -- full-scan snapshots --------------------------------------------------------------------------
+
+    def _snapshot_write(self, change: SnapshotChange) -> TransactWriteItemTypeDef:
+        key = {
+            "pk": _s(_snapshot_partition(change.connection_id, change.collection)),
+            "sk": _s(change.record_id),
+        }
+        if change.content_hash is None:
+            return {"Delete": {"TableName": self._control_table, "Key": key}}
+        return {"Put": {"TableName": self._control_table, "Item": {**key, "h": _s(change.content_hash)}}}
+
+    def load_snapshot(self, connection_id: str, collection: str) -> dict[str, str]:
+        """Every record's content hash for one collection of a connection: record id -> hash."""
+        snapshot: dict[str, str] = {}
+        request: dict[str, Any] = {
+            "TableName": self._control_table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": _s(_snapshot_partition(connection_id, collection))},
+            "ProjectionExpression": "sk, h",
+            "ConsistentRead": True,
+        }
+        try:
+            while True:
+                response = self._client.query(**request)
+                for item in response.get("Items", []):
+                    snapshot[item["sk"]["S"]] = item["h"]["S"]
+                if "LastEvaluatedKey" not in response:
+                    return snapshot
+                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc) from exc
+
+    def write_snapshots(self, changes: Sequence[SnapshotChange]) -> None:
+        """Snapshot changes that come with no event (a silent baseline), 25 to a request."""
+        requests = []
+        for change in changes:
+            write = self._snapshot_write(change)
+            requests.append(
+                {"DeleteRequest": {"Key": write["Delete"]["Key"]}}
+                if "Delete" in write
+                else {"PutRequest": {"Item": write["Put"]["Item"]}}
+            )
+        for start in range(0, len(requests), 25):
+            self._batch_write(self._control_table, requests[start : start + 25])
+
+    def _batch_write(self, table: str, requests: list[Any]) -> None:
+        pending: dict[str, Any] = {table: requests}
+        for attempt in range(8):
+            try:
+                response = self._client.batch_write_item(RequestItems=pending)
+            except (ClientError, BotoCoreError) as exc:
+                raise _storage_error(exc) from exc
+            pending = response.get("UnprocessedItems") or {}
+            if not pending:
+                return
+            time.sleep(min(0.05 * 2**attempt, 1.0))
+        raise StorageUnavailable("storage kept throttling a batch write; retry later")
+
+    # -- blobs: a pull's seen-set across invocations ------------------------------------------------------
+
+    def save_blob(self, pk: str, name: str, data: bytes) -> None:
+        """Store `data` compressed under `pk`, in as many items as it takes."""
+        packed = zlib.compress(data, 6)
+        chunk = MAX_ITEM_BYTES - 10_000
+        parts = [packed[start : start + chunk] for start in range(0, len(packed), chunk)] or [b""]
+        for index, part in enumerate(parts):
+            try:
+                self._client.put_item(
+                    TableName=self._control_table,
+                    Item={
+                        "pk": _s(pk),
+                        "sk": _s(f"{name}#{index:05d}"),
+                        "b": {"B": part},
+                        "parts": _n(len(parts)),
+                    },
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise _storage_error(exc) from exc
+
+    def load_blob(self, pk: str, name: str) -> bytes | None:
+        request: dict[str, Any] = {
+            "TableName": self._control_table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :name)",
+            "ExpressionAttributeValues": {":pk": _s(pk), ":name": _s(f"{name}#")},
+            "ConsistentRead": True,
+        }
+        parts: list[bytes] = []
+        try:
+            while True:
+                response = self._client.query(**request)
+                parts.extend(item["b"]["B"] for item in response.get("Items", []))
+                if "LastEvaluatedKey" not in response:
+                    break
+                request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc) from exc
+        return zlib.decompress(b"".join(parts)) if parts else None
 
 
 def _plain_attribute(value: Any) -> AttributeValueTypeDef:

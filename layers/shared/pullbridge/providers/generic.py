@@ -1,4 +1,5 @@
-"""A generic signed source: an HMAC scheme configured per connection in `settings` (see `GenericSettings`).
+"""A generic signed source: an HMAC scheme configured per connection in `settings` (see `GenericSettings`),
+and optionally pulls from a REST collection or an events feed, configured there too.
 
 The signature header holds `prefix + encode(HMAC(secret, signed_content))`. `signed_content` is a template
 over the raw request: `{body}` alone by default, `{timestamp}.{body}` by default when a timestamp header is
@@ -16,13 +17,15 @@ import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pullbridge.errors import MalformedPayload, SignatureInvalid, ValidationFailed
+from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid, ValidationFailed
 from pullbridge.providers.base import (
+    ACTIONS,
     TIMESTAMP_TOLERANCE_SECONDS,
+    ListedRecord,
     ListPage,
     NormalizedEvent,
     PullSource,
@@ -31,8 +34,8 @@ from pullbridge.providers.base import (
     parse_json_body,
 )
 
-if TYPE_CHECKING:
-    import httpx
+if TYPE_CHECKING:  # httpx stays off the webhook path's imports
+    from pullbridge.pulls.http import PullHttp
 
 DEFAULT_TYPE = "webhook"
 """The event type when no `type_path` is configured."""
@@ -46,10 +49,21 @@ HeaderName = Annotated[str, Field(pattern=r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$", max
 JsonPath = Annotated[str, Field(pattern=r"^(\$\.)?[^.\s]+(\.[^.\s]+)*$", max_length=256)]
 """Dotted keys into the JSON body, optionally after `$.`: `id`, `$.id`, `meta.delivery`, `items.0.id`."""
 
+UrlPath = Annotated[str, Field(pattern=r"^/[^\s#]*$", max_length=512)]
+"""A path on the connection's `api_base_url`, optionally with a query: `/v1/items?status=all`."""
+
+QueryParam = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-\[\]]+$", max_length=64)]
+
+DEFAULT_ID_PATH = "id"
+DEFAULT_FEED_PATH = "/events"
+DEFAULT_FEED_TYPE_PATH = "type"
+FEED_CURSOR_PARAM = "cursor"
+
 
 class GenericSettings(BaseModel):
-    """The webhook half of a generic connection's `settings`. Keys it does not know are kept as they are
-    (e.g. `rate_limit`, the pull configuration)."""
+    """A generic connection's `settings`: the webhook scheme, then the pulls. Keys it does not know are
+    kept as they are (e.g. `rate_limit`). Pull options default to None, so a connection that does not
+    pull stores none of them; their defaults are applied when a pull runs."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -70,6 +84,21 @@ class GenericSettings(BaseModel):
     occurred_at_path: JsonPath | None = None
     collection: Annotated[str, Field(pattern=r"^[a-z0-9_]+$", max_length=64)] | None = None
 
+    # Pulls: `rest` pages through a collection; `feed` reads an events feed incrementally.
+    mode: Literal["rest", "feed"] | None = None
+    list_path: UrlPath | None = None
+    items_path: JsonPath | None = None
+    id_path: JsonPath | None = None
+    next_cursor_path: JsonPath | None = None
+    cursor_param: QueryParam | None = None
+    created_at_path: JsonPath | None = None
+    page_size: Annotated[int, Field(strict=True, ge=1, le=1000)] | None = None
+    page_size_param: QueryParam | None = None
+    feed_path: UrlPath | None = None
+    feed_type_path: JsonPath | None = None
+    feed_action_path: JsonPath | None = None
+    feed_occurred_at_path: JsonPath | None = None
+
     @field_validator("tolerance_seconds", mode="before")
     @classmethod
     def _null_tolerance_is_the_default(cls, value: object) -> object:
@@ -89,6 +118,14 @@ class GenericSettings(BaseModel):
             raise ValueError("signed_content uses {timestamp} but no timestamp_header is set")
         if self.delivery_id_header is None and "delivery_id" in names:
             raise ValueError("signed_content uses {delivery_id} but no delivery_id_header is set")
+        return self
+
+    @model_validator(mode="after")
+    def _check_pull_settings(self) -> GenericSettings:
+        if (self.next_cursor_path is None) != (self.cursor_param is None) and self.mode != "feed":
+            raise ValueError("set cursor_param and next_cursor_path together (or neither, to follow Link)")
+        if (self.page_size is None) != (self.page_size_param is None):
+            raise ValueError("set page_size and page_size_param together")
         return self
 
     @property
@@ -160,6 +197,9 @@ class Generic:
     # The collection is per connection (`settings.collection`); there is no fixed list to declare.
     collections: ClassVar[frozenset[str]] = frozenset()
     webhook_matches_list_representation: ClassVar[bool] = False
+    # The configured `page_size` governs each connection; this is the default the engine plans with.
+    max_page_size: ClassVar[int] = 100
+    default_base_url: ClassVar[str | None] = None
 
     def validate_secret(self, secret: str) -> None:
         if not secret or secret != secret.strip() or not _encodable(secret):
@@ -231,10 +271,168 @@ class Generic:
             )
         ]
 
-    def list_pages(
-        self, http: httpx.Client, source: PullSource, checkpoint: str | None
-    ) -> Iterator[ListPage]:
-        raise NotImplementedError("generic full scans are not implemented yet")
+    def list_pages(self, http: PullHttp, source: PullSource, checkpoint: str | None) -> Iterator[ListPage]:
+        """`settings.mode` `rest` (the default): `GET {list_path}`, items at `items_path`, each record's id
+        at `id_path`; the next page from `next_cursor_path` sent back as `cursor_param` (the checkpoint is
+        that cursor), or else from the `Link` header (the checkpoint is the next URL).
+
+        `feed`: `GET {feed_path}?cursor=<checkpoint>` answering `{data, next_cursor, has_more}`, read as
+        incremental pages. Its last page's checkpoint is the feed's `next_cursor` too (or the cursor that
+        was sent, when it returns none), so the next pull continues where this one stopped."""
+        config = _pull_settings(source.settings)
+        if not source.base_url:
+            raise PullFailed(
+                "bad_request",
+                "a generic connection needs api_base_url to pull",
+                key="missing_base_url",
+                data={"field": "api_base_url"},
+            )
+        base = source.base_url.rstrip("/")
+        headers = _auth_headers(source.credentials)
+        if config.mode == "feed":
+            yield from _feed_pages(http, config, base, headers, checkpoint)
+        else:
+            yield from _rest_pages(http, config, base, headers, checkpoint)
+
+
+def _pull_settings(settings: Mapping[str, Any]) -> GenericSettings:
+    try:
+        return parse_settings(settings)
+    except ValidationFailed as exc:
+        raise PullFailed("bad_request", exc.message, key="invalid_settings", data=exc.data) from exc
+
+
+def _auth_headers(credentials: Mapping[str, Any]) -> dict[str, str]:
+    """`{"bearer_token"}` or `{"header_name", "header_value"}`; none at all for a public API."""
+    token = credentials.get("bearer_token")
+    if token is not None:
+        if not _header_safe(token):
+            raise _invalid_credentials("credentials.bearer_token")
+        return {"Authorization": f"Bearer {token}"}
+    name, value = credentials.get("header_name"), credentials.get("header_value")
+    if name is None and value is None:
+        return {}
+    if not isinstance(name, str) or not re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}", name):
+        raise _invalid_credentials("credentials.header_name")
+    if not _header_safe(value):
+        raise _invalid_credentials("credentials.header_value")
+    return {name: value}
+
+
+def _header_safe(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and bool(value) and value.isascii() and value.isprintable()
+
+
+def _invalid_credentials(field: str) -> PullFailed:
+    return PullFailed(
+        "bad_request",
+        "generic credentials are {bearer_token} or {header_name, header_value}, printable ASCII",
+        key="missing_credentials",
+        data={"field": field},
+    )
+
+
+def _rest_pages(
+    http: PullHttp, config: GenericSettings, base: str, headers: Mapping[str, str], checkpoint: str | None
+) -> Iterator[ListPage]:
+    if config.list_path is None:
+        raise PullFailed(
+            "bad_request",
+            "set settings.list_path (or settings.mode 'feed') to pull this connection",
+            key="invalid_settings",
+            data={"field": "settings.list_path"},
+        )
+    first_url = base + config.list_path
+    by_cursor = config.next_cursor_path is not None
+    if not by_cursor and checkpoint is not None:
+        http.require_same_origin(checkpoint, base)
+    url: str | None = first_url if by_cursor or checkpoint is None else checkpoint
+    cursor = checkpoint if by_cursor else None
+    while url is not None:
+        params: dict[str, str] = {}
+        if config.page_size is not None and config.page_size_param is not None:
+            params[config.page_size_param] = str(config.page_size)
+        if by_cursor and cursor is not None and config.cursor_param is not None:
+            params[config.cursor_param] = cursor
+        body, response = http.get_json(url, params=params or None, headers=headers)
+        items = body if config.items_path is None else _resolve(body, config.items_path)
+        if not isinstance(items, list):
+            raise PullFailed(
+                "bad_response", f"the list response has no array at items_path {config.items_path}"
+            )
+        records = [
+            ListedRecord(
+                record_id=_listed_id(item, index, config),
+                data=item,
+                created_at=_epoch_seconds(_resolve(item, config.created_at_path)),
+            )
+            for index, item in enumerate(items)
+        ]
+        if by_cursor:
+            next_cursor = _id_string(_resolve(body, config.next_cursor_path))
+            # An API that always answers with a cursor ends on an empty page or a repeated cursor.
+            cursor = None if not items or next_cursor == cursor else next_cursor
+            url = None if cursor is None else first_url
+            yield ListPage(records=records, next_checkpoint=cursor)
+        else:
+            url = http.next_link(response, same_origin_as=base)
+            yield ListPage(records=records, next_checkpoint=url)
+
+
+def _feed_pages(
+    http: PullHttp, config: GenericSettings, base: str, headers: Mapping[str, str], checkpoint: str | None
+) -> Iterator[ListPage]:
+    url = base + (config.feed_path or DEFAULT_FEED_PATH)
+    cursor = checkpoint
+    while True:
+        params: dict[str, str] = {}
+        if config.page_size is not None and config.page_size_param is not None:
+            params[config.page_size_param] = str(config.page_size)
+        if cursor:
+            params[FEED_CURSOR_PARAM] = cursor
+        body, _ = http.get_json(url, params=params or None, headers=headers)
+        items = body.get("data") if isinstance(body, dict) else None
+        has_more = body.get("has_more") if isinstance(body, dict) else None
+        next_cursor = body.get("next_cursor") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not isinstance(has_more, bool):
+            raise PullFailed("bad_response", "the feed did not answer {data: [...], has_more: bool}")
+        if next_cursor is not None and (not isinstance(next_cursor, str) or not next_cursor):
+            raise PullFailed("bad_response", "the feed's next_cursor is not a non-empty string")
+        if has_more and (next_cursor is None or next_cursor == cursor):
+            raise PullFailed(
+                "bad_response", "the feed has more but its cursor does not advance", key="stuck_paging"
+            )
+        records = [_feed_record(item, index, config) for index, item in enumerate(items)]
+        # With nothing new the feed may return no cursor: the one sent still marks the position.
+        cursor = next_cursor or cursor
+        yield ListPage(records=records, next_checkpoint=cursor, incremental=True)
+        if not has_more:
+            return
+
+
+def _feed_record(item: Any, index: int, config: GenericSettings) -> ListedRecord:
+    found_type = _resolve(item, config.feed_type_path or DEFAULT_FEED_TYPE_PATH)
+    event_type = found_type if isinstance(found_type, str) and found_type else None
+    found_action = _resolve(item, config.feed_action_path)
+    if isinstance(found_action, str) and found_action in ACTIONS:
+        action: str | None = found_action
+    else:
+        action = action_from_type(event_type) if event_type and config.feed_action_path is None else None
+    return ListedRecord(
+        record_id=_listed_id(item, index, config),
+        data=item,
+        type=event_type,
+        action=action,
+        occurred_at=_epoch_seconds(_resolve(item, config.feed_occurred_at_path)),
+    )
+
+
+def _listed_id(item: Any, index: int, config: GenericSettings) -> str:
+    path = config.id_path or DEFAULT_ID_PATH
+    found = _id_string(_resolve(item, path))
+    if found is None:
+        raise PullFailed("bad_response", f"item [{index}] has no string or integer id at id_path {path}")
+    return found
 
 
 def _usable_settings(settings: Mapping[str, Any]) -> GenericSettings:

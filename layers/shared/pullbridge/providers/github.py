@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pullbridge.errors import MalformedPayload, SignatureInvalid, ValidationFailed
-from pullbridge.providers.base import ListPage, NormalizedEvent, PullSource, WebhookRequest, parse_json_body
+from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid, ValidationFailed
+from pullbridge.providers.base import (
+    ListedRecord,
+    ListPage,
+    NormalizedEvent,
+    PullSource,
+    WebhookRequest,
+    parse_json_body,
+)
 
-if TYPE_CHECKING:
-    import httpx
+if TYPE_CHECKING:  # httpx stays off the webhook path's imports
+    from pullbridge.pulls.http import PullHttp
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 SIGNATURE_PREFIX = "sha256="
@@ -40,6 +48,9 @@ ACTION_BY_GITHUB_ACTION: Mapping[str, str] = {
     "transferred": "deleted",
 }
 """Any other action of an `issues` or `pull_request` event changes the record: `updated`."""
+
+API_VERSION = "2022-11-28"
+_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
 def _parse_signature_header(header: str) -> bytes:
@@ -73,6 +84,8 @@ class GitHub:
         collection for collection, _ in COLLECTION_BY_EVENT.values()
     )
     webhook_matches_list_representation: ClassVar[bool] = False
+    max_page_size: ClassVar[int] = 100
+    default_base_url: ClassVar[str | None] = "https://api.github.com"
 
     def validate_secret(self, secret: str) -> None:
         if not secret or secret != secret.strip() or not _encodable(secret):
@@ -127,10 +140,77 @@ class GitHub:
             )
         ]
 
-    def list_pages(
-        self, http: httpx.Client, source: PullSource, checkpoint: str | None
-    ) -> Iterator[ListPage]:
-        raise NotImplementedError("GitHub full scans are not implemented yet")
+    def list_pages(self, http: PullHttp, source: PullSource, checkpoint: str | None) -> Iterator[ListPage]:
+        """`GET /repos/{owner}/{repo}/{issues|pulls}?state=all&per_page=100`, then the `Link` header's
+        next URL, which is also the checkpoint. The issues list holds pull requests too: they are left out
+        (the `pulls` collection has them)."""
+        if source.collection not in self.collections:
+            raise PullFailed(
+                "bad_request", f"GitHub has no collection {source.collection!r}", key="unknown_collection"
+            )
+        if not source.base_url:
+            raise PullFailed("bad_request", "the connection has no api_base_url", key="missing_base_url")
+        base = source.base_url.rstrip("/")
+        headers = {
+            "Authorization": f"Bearer {_credential(source, 'token')}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": API_VERSION,
+        }
+        url: str | None
+        params: dict[str, str] | None
+        if checkpoint is None:
+            url = f"{base}/repos/{_repository(source.settings)}/{source.collection}"
+            params = {"state": "all", "per_page": str(self.max_page_size)}
+        else:
+            http.require_same_origin(checkpoint, base)
+            url, params = checkpoint, None
+        while url is not None:
+            body, response = http.get_json(url, params=params, headers=headers)
+            if not isinstance(body, list):
+                raise PullFailed("bad_response", f"GitHub's {source.collection} list is not a JSON array")
+            records = [
+                _listed(item, index, source.collection)
+                for index, item in enumerate(body)
+                # In the issues list, an item with a `pull_request` key is a pull request.
+                if source.collection != "issues" or not (isinstance(item, dict) and "pull_request" in item)
+            ]
+            url, params = http.next_link(response, same_origin_as=base), None
+            yield ListPage(records=records, next_checkpoint=url)
+
+
+def _listed(item: object, index: int, collection: str) -> ListedRecord:
+    number = item.get("number") if isinstance(item, dict) else None
+    if not isinstance(item, dict) or not isinstance(number, int) or isinstance(number, bool):
+        raise PullFailed("bad_response", f"GitHub's {collection} item [{index}] has no integer number")
+    return ListedRecord(record_id=str(number), data=item, created_at=_parse_iso(item.get("created_at")))
+
+
+def _repository(settings: Mapping[str, Any]) -> str:
+    repository = settings.get("repository")
+    if (
+        not isinstance(repository, str)
+        or not _REPOSITORY.match(repository)
+        or {".", ".."} & set(repository.split("/"))
+    ):
+        raise PullFailed(
+            "bad_request",
+            "GitHub pulls need settings.repository as 'owner/repo'",
+            key="invalid_settings",
+            data={"field": "settings.repository"},
+        )
+    return repository
+
+
+def _credential(source: PullSource, name: str) -> str:
+    value = source.credentials.get(name)
+    if not isinstance(value, str) or not value or not value.isascii() or not value.isprintable():
+        raise PullFailed(
+            "bad_request",
+            f"the connection's credentials need a printable ASCII {name!r}",
+            key="missing_credentials",
+            data={"field": f"credentials.{name}"},
+        )
+    return value
 
 
 def _required_header(request: WebhookRequest, name: str) -> str:

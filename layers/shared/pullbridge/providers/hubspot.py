@@ -19,11 +19,13 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pullbridge.errors import MalformedPayload, SignatureInvalid, ValidationFailed
+from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid, ValidationFailed
 from pullbridge.providers.base import (
     TIMESTAMP_TOLERANCE_SECONDS,
+    ListedRecord,
     ListPage,
     NormalizedEvent,
     PullSource,
@@ -31,8 +33,8 @@ from pullbridge.providers.base import (
     parse_json_body,
 )
 
-if TYPE_CHECKING:
-    import httpx
+if TYPE_CHECKING:  # httpx stays off the webhook path's imports
+    from pullbridge.pulls.http import PullHttp
 
 SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
 TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"
@@ -100,6 +102,8 @@ class HubSpot:
     name: ClassVar[str] = "hubspot"
     collections: ClassVar[frozenset[str]] = frozenset(COLLECTION_BY_OBJECT.values())
     webhook_matches_list_representation: ClassVar[bool] = False
+    max_page_size: ClassVar[int] = 100
+    default_base_url: ClassVar[str | None] = "https://api.hubapi.com"
 
     def validate_secret(self, secret: str) -> None:
         if not secret or secret != secret.strip() or not secret.isascii():
@@ -143,10 +147,99 @@ class HubSpot:
             raise MalformedPayload("a HubSpot delivery is a non-empty JSON array", key="malformed_payload")
         return [_normalize_item(item, index) for index, item in enumerate(batch)]
 
-    def list_pages(
-        self, http: httpx.Client, source: PullSource, checkpoint: str | None
-    ) -> Iterator[ListPage]:
-        raise NotImplementedError("HubSpot full scans are not implemented yet")
+    def list_pages(self, http: PullHttp, source: PullSource, checkpoint: str | None) -> Iterator[ListPage]:
+        """`GET /crm/v3/objects/{collection}?limit=100`, then `after` from `paging.next.after`, which is
+        also the checkpoint. `settings.properties` (a list of names) asks for more than the default
+        properties."""
+        if source.collection not in self.collections:
+            raise PullFailed(
+                "bad_request", f"HubSpot has no collection {source.collection!r}", key="unknown_collection"
+            )
+        if not source.base_url:
+            raise PullFailed("bad_request", "the connection has no api_base_url", key="missing_base_url")
+        url = f"{source.base_url.rstrip('/')}/crm/v3/objects/{source.collection}"
+        headers = {"Authorization": f"Bearer {_credential(source, 'access_token')}"}
+        properties = _properties(source.settings)
+        after = checkpoint
+        while True:
+            params = {"limit": str(self.max_page_size)}
+            if properties:
+                params["properties"] = properties
+            if after:
+                params["after"] = after
+            body, _ = http.get_json(url, params=params, headers=headers)
+            results = body.get("results") if isinstance(body, dict) else None
+            if not isinstance(results, list):
+                raise PullFailed("bad_response", f"HubSpot's {source.collection} list has no results array")
+            records = [_listed(item, index, source.collection) for index, item in enumerate(results)]
+            next_after = _next_after(body, source.collection)
+            if next_after is not None and next_after == after:
+                raise PullFailed(
+                    "bad_response",
+                    f"HubSpot's {source.collection} paging does not advance",
+                    key="stuck_paging",
+                )
+            after = next_after
+            yield ListPage(records=records, next_checkpoint=after)
+            if after is None:
+                return
+
+
+def _listed(item: object, index: int, collection: str) -> ListedRecord:
+    record_id = _record_id(item.get("id")) if isinstance(item, dict) else None
+    if not isinstance(item, dict) or record_id is None:
+        raise PullFailed("bad_response", f"HubSpot's {collection} result [{index}] has no id")
+    return ListedRecord(record_id=record_id, data=item, created_at=_parse_iso(item.get("createdAt")))
+
+
+def _next_after(body: dict[str, Any], collection: str) -> str | None:
+    """`paging.next.after`, None on the last page (no `paging` or no `paging.next`)."""
+    paging = body.get("paging")
+    following = paging.get("next") if isinstance(paging, dict) else paging
+    if following is None:
+        return None
+    after = following.get("after") if isinstance(following, dict) else None
+    if not isinstance(after, str) or not after:
+        raise PullFailed("bad_response", f"HubSpot's {collection} paging.next has no after")
+    return after
+
+
+def _properties(settings: Mapping[str, Any]) -> str | None:
+    properties = settings.get("properties")
+    if properties is None:
+        return None
+    if not isinstance(properties, list) or not all(
+        isinstance(name, str) and name and "," not in name for name in properties
+    ):
+        raise PullFailed(
+            "bad_request",
+            "settings.properties is a list of HubSpot property names",
+            key="invalid_settings",
+            data={"field": "settings.properties"},
+        )
+    return ",".join(properties) or None
+
+
+def _credential(source: PullSource, name: str) -> str:
+    value = source.credentials.get(name)
+    if not isinstance(value, str) or not value or not value.isascii() or not value.isprintable():
+        raise PullFailed(
+            "bad_request",
+            f"the connection's credentials need a printable ASCII {name!r}",
+            key="missing_credentials",
+            data={"field": f"credentials.{name}"},
+        )
+    return value
+
+
+def _parse_iso(value: object) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    except (ValueError, OverflowError):
+        return None
 
 
 def _normalize_item(item: object, index: int) -> NormalizedEvent:

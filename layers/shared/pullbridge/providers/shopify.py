@@ -10,15 +10,23 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pullbridge.errors import MalformedPayload, SignatureInvalid, ValidationFailed
-from pullbridge.providers.base import ListPage, NormalizedEvent, PullSource, WebhookRequest, parse_json_body
+from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid, ValidationFailed
+from pullbridge.providers.base import (
+    ListedRecord,
+    ListPage,
+    NormalizedEvent,
+    PullSource,
+    WebhookRequest,
+    parse_json_body,
+)
 
-if TYPE_CHECKING:
-    import httpx
+if TYPE_CHECKING:  # httpx stays off the webhook path's imports
+    from pullbridge.pulls.http import PullHttp
 
 SIGNATURE_HEADER = "X-Shopify-Hmac-Sha256"
 TOPIC_HEADER = "X-Shopify-Topic"
@@ -48,6 +56,9 @@ ACTION_BY_TOPIC: Mapping[str, Mapping[str, str]] = {
 """collection -> topic verb -> action. Topics whose body is not the record (`customers/redact`,
 `customers/data_request`, `shop/redact`, ...) have no collection."""
 
+DEFAULT_API_VERSION = "2024-10"
+_API_VERSION = re.compile(r"^(\d{4}-\d{2}|unstable)$")
+
 
 def _parse_signature_header(header: str) -> bytes:
     try:
@@ -73,6 +84,9 @@ class Shopify:
     name: ClassVar[str] = "shopify"
     collections: ClassVar[frozenset[str]] = frozenset(ACTION_BY_TOPIC)
     webhook_matches_list_representation: ClassVar[bool] = True
+    max_page_size: ClassVar[int] = 250
+    # Every store has its own host (`https://{shop}.myshopify.com`): the connection must set it.
+    default_base_url: ClassVar[str | None] = None
 
     def validate_secret(self, secret: str) -> None:
         if not secret or secret != secret.strip() or not secret.isascii():
@@ -120,10 +134,75 @@ class Shopify:
             )
         ]
 
-    def list_pages(
-        self, http: httpx.Client, source: PullSource, checkpoint: str | None
-    ) -> Iterator[ListPage]:
-        raise NotImplementedError("Shopify full scans are not implemented yet")
+    def list_pages(self, http: PullHttp, source: PullSource, checkpoint: str | None) -> Iterator[ListPage]:
+        """`GET /admin/api/{version}/{collection}.json?limit=250`, then the `Link` header's `page_info`
+        next URL, which is also the checkpoint. Orders are listed with `status=any`: the default lists
+        only open ones."""
+        if source.collection not in self.collections:
+            raise PullFailed(
+                "bad_request", f"Shopify has no collection {source.collection!r}", key="unknown_collection"
+            )
+        if not source.base_url:
+            raise PullFailed(
+                "bad_request",
+                "a Shopify connection needs api_base_url, the store's https://{shop}.myshopify.com",
+                key="missing_base_url",
+                data={"field": "api_base_url"},
+            )
+        base = source.base_url.rstrip("/")
+        headers = {"X-Shopify-Access-Token": _credential(source, "access_token")}
+        url: str | None
+        params: dict[str, str] | None
+        if checkpoint is None:
+            url = f"{base}/admin/api/{_api_version(source.settings)}/{source.collection}.json"
+            params = {"limit": str(self.max_page_size)}
+            if source.collection == "orders":
+                params["status"] = "any"
+        else:
+            http.require_same_origin(checkpoint, base)
+            # A page_info URL carries its filters itself: Shopify refuses any other parameter with it.
+            url, params = checkpoint, None
+        while url is not None:
+            body, response = http.get_json(url, params=params, headers=headers)
+            items = body.get(source.collection) if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise PullFailed(
+                    "bad_response", f"Shopify's {source.collection} list has no {source.collection!r} array"
+                )
+            records = [_listed(item, index, source.collection) for index, item in enumerate(items)]
+            url, params = http.next_link(response, same_origin_as=base), None
+            yield ListPage(records=records, next_checkpoint=url)
+
+
+def _listed(item: object, index: int, collection: str) -> ListedRecord:
+    record_id = _record_id(item.get("id")) if isinstance(item, dict) else None
+    if not isinstance(item, dict) or record_id is None:
+        raise PullFailed("bad_response", f"Shopify's {collection} item [{index}] has no id")
+    return ListedRecord(record_id=record_id, data=item, created_at=_parse_iso(item.get("created_at")))
+
+
+def _api_version(settings: Mapping[str, Any]) -> str:
+    version = settings.get("api_version", DEFAULT_API_VERSION)
+    if not isinstance(version, str) or not _API_VERSION.match(version):
+        raise PullFailed(
+            "bad_request",
+            "settings.api_version is a Shopify API version such as '2024-10'",
+            key="invalid_settings",
+            data={"field": "settings.api_version"},
+        )
+    return version
+
+
+def _credential(source: PullSource, name: str) -> str:
+    value = source.credentials.get(name)
+    if not isinstance(value, str) or not value or not value.isascii() or not value.isprintable():
+        raise PullFailed(
+            "bad_request",
+            f"the connection's credentials need a printable ASCII {name!r}",
+            key="missing_credentials",
+            data={"field": f"credentials.{name}"},
+        )
+    return value
 
 
 def _required_header(request: WebhookRequest, name: str) -> str:

@@ -126,9 +126,7 @@ class StandardWebhooks:
             )
         ]
 
-    def list_pages(
-        self, http: PullHttp, source: PullSource, checkpoint: str | None
-    ) -> Iterator[ListPage]:
+    def list_pages(self, http: PullHttp, source: PullSource, checkpoint: str | None) -> Iterator[ListPage]:
         raise NotImplementedError("Standard Webhooks senders have no list API")
 
 

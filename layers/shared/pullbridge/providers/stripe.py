@@ -11,9 +11,10 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pullbridge.errors import MalformedPayload, SignatureInvalid, ValidationFailed
+from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid, ValidationFailed
 from pullbridge.providers.base import (
     TIMESTAMP_TOLERANCE_SECONDS,
+    ListedRecord,
     ListPage,
     NormalizedEvent,
     PullSource,
@@ -22,8 +23,8 @@ from pullbridge.providers.base import (
     parse_json_body,
 )
 
-if TYPE_CHECKING:
-    import httpx
+if TYPE_CHECKING:  # httpx stays off the webhook path's imports
+    from pullbridge.pulls.http import PullHttp
 
 SIGNATURE_HEADER = "Stripe-Signature"
 
@@ -80,6 +81,8 @@ class Stripe:
     name: ClassVar[str] = "stripe"
     collections: ClassVar[frozenset[str]] = frozenset(COLLECTION_BY_OBJECT_TYPE.values())
     webhook_matches_list_representation: ClassVar[bool] = True
+    max_page_size: ClassVar[int] = 100
+    default_base_url: ClassVar[str | None] = "https://api.stripe.com"
 
     def validate_secret(self, secret: str) -> None:
         if not secret or secret != secret.strip() or not secret.isascii():
@@ -137,10 +140,67 @@ class Stripe:
             )
         ]
 
-    def list_pages(
-        self, http: httpx.Client, source: PullSource, checkpoint: str | None
-    ) -> Iterator[ListPage]:
-        raise NotImplementedError("Stripe full scans are not implemented yet")
+    def list_pages(self, http: PullHttp, source: PullSource, checkpoint: str | None) -> Iterator[ListPage]:
+        """`GET /v1/{collection}`, newest first, `limit=100`; the checkpoint is the last id of the page
+        before (`starting_after`). Subscriptions are listed with Stripe's default status filter, which
+        leaves out canceled ones, just as `customer.subscription.deleted` fires when one is canceled."""
+        if source.collection not in self.collections:
+            raise PullFailed(
+                "bad_request", f"Stripe has no collection {source.collection!r}", key="unknown_collection"
+            )
+        if not source.base_url:
+            raise PullFailed("bad_request", "the connection has no api_base_url", key="missing_base_url")
+        url = f"{source.base_url.rstrip('/')}/v1/{source.collection}"
+        headers = {"Authorization": f"Bearer {_credential(source, 'api_key')}"}
+        api_version = source.settings.get("api_version")
+        if isinstance(api_version, str) and api_version:
+            headers["Stripe-Version"] = api_version
+        starting_after = checkpoint
+        while True:
+            params = {"limit": str(self.max_page_size)}
+            if starting_after:
+                params["starting_after"] = starting_after
+            body, _ = http.get_json(url, params=params, headers=headers)
+            records, has_more = _list_page(body, url)
+            if has_more and not records:
+                raise PullFailed("bad_response", f"{url} has more but returned no items", key="empty_page")
+            starting_after = records[-1].record_id if has_more else None
+            yield ListPage(records=records, next_checkpoint=starting_after)
+            if starting_after is None:
+                return
+
+
+def _credential(source: PullSource, name: str) -> str:
+    value = source.credentials.get(name)
+    if not isinstance(value, str) or not value or not value.isascii() or not value.isprintable():
+        raise PullFailed(
+            "bad_request",
+            f"the connection's credentials need a printable ASCII {name!r}",
+            key="missing_credentials",
+            data={"field": f"credentials.{name}"},
+        )
+    return value
+
+
+def _list_page(body: Any, url: str) -> tuple[list[ListedRecord], bool]:
+    """A list object's records and `has_more`; `PullFailed` for anything else."""
+    items = body.get("data") if isinstance(body, dict) else None
+    has_more = body.get("has_more") if isinstance(body, dict) else None
+    if not isinstance(items, list) or not isinstance(has_more, bool):
+        raise PullFailed(
+            "bad_response", f"{url} did not return a list object with data and has_more", data={"url": url}
+        )
+    records = []
+    for index, item in enumerate(items):
+        record_id = item.get("id") if isinstance(item, dict) else None
+        if not isinstance(record_id, str) or not record_id:
+            raise PullFailed(
+                "bad_response", f"{url} item [{index}] is not an object with a string id", data={"url": url}
+            )
+        records.append(
+            ListedRecord(record_id=record_id, data=item, created_at=_epoch_seconds(item.get("created")))
+        )
+    return records, has_more
 
 
 def _parse_json(body: bytes) -> Any:

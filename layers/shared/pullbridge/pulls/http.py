@@ -1,0 +1,328 @@
+"""HTTP for full-scan pulls: one `PullHttp` per pull, over the httpx client the caller made once per cold
+start.
+
+It owns every provider-facing rule of the contract, so the providers only build URLs and read bodies:
+- Retries: 429 waits for `Retry-After` (delta-seconds or an HTTP-date), 5xx and timeouts and transport
+  errors back off exponentially with jitter; `max_attempts` attempts in all, each capped at
+  `max_backoff_seconds` of waiting.
+- The connection's `settings.rate_limit`: never more than `allowed_requests` attempts in any sliding window
+  of `interval_seconds`.
+- Allowed URLs: https and a global address, unless the deployment allows private ones. The host is resolved
+  here, once per `PullHttp`, so a name that later re-resolves to a private address (DNS rebinding) is
+  caught at its first use in a pull. (httpx resolves again to connect; the cache narrows that window to
+  one pull, it does not pin the address.)
+- Failures are `PullFailed` with the status code, the provider's request id and the URL with its secret
+  query values redacted. Request headers, which hold the credentials, never reach an error or a log.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import random
+import re
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import httpx
+
+from pullbridge.errors import PullFailed
+from pullbridge.pulls.stats import PullStats
+
+REQUEST_ID_HEADERS = ("Request-Id", "X-GitHub-Request-Id", "X-Request-Id", "X-HubSpot-Correlation-Id")
+"""Where Stripe, GitHub, Shopify and HubSpot put the id their support asks for."""
+
+BASE_BACKOFF_SECONDS = 0.5
+
+_SECRET_PARAM = re.compile(r"key|token|secret|sig|password|auth|credential|code", re.IGNORECASE)
+"""Query parameters whose values never go into an error (e.g. HubSpot's legacy `hapikey`)."""
+
+
+def rate_limit_from_settings(settings: Mapping[str, Any]) -> tuple[int, float] | None:
+    """`settings.rate_limit` `{allowed_requests, interval_seconds}` as `PullHttp` takes it, None when unset
+    or unusable (a connection's settings are checked when written; this only refuses to divide by zero)."""
+    rate_limit = settings.get("rate_limit")
+    if not isinstance(rate_limit, Mapping):
+        return None
+    allowed, interval = rate_limit.get("allowed_requests"), rate_limit.get("interval_seconds")
+    if not isinstance(allowed, int) or isinstance(allowed, bool) or allowed < 1:
+        return None
+    if not isinstance(interval, int | float) or isinstance(interval, bool) or not interval > 0:
+        return None
+    return allowed, float(interval)
+
+
+def redact_url(url: str | httpx.URL) -> str:
+    """The URL without userinfo or fragment, and with the values of secret-looking parameters replaced."""
+    parts = urlsplit(str(url))
+    query = urlencode(
+        [
+            (name, "REDACTED" if _SECRET_PARAM.search(name) else value)
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        ]
+    )
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port made explicit."""
+    parsed = httpx.URL(str(url))
+    return parsed.scheme, parsed.host.lower(), parsed.port or (443 if parsed.scheme == "https" else 80)
+
+
+class PullHttp:
+    def __init__(
+        self,
+        client: httpx.Client,
+        stats: PullStats,
+        *,
+        rate_limit: tuple[int, float] | None = None,
+        max_attempts: int = 5,
+        max_backoff_seconds: float = 30.0,
+        allow_private: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if rate_limit is not None and (rate_limit[0] < 1 or rate_limit[1] <= 0):
+            raise ValueError("rate_limit is (allowed_requests >= 1, interval_seconds > 0)")
+        self._client = client
+        self._stats = stats
+        self._rate_limit = rate_limit
+        self._max_attempts = max_attempts
+        self._max_backoff = max_backoff_seconds
+        self._allow_private = allow_private
+        self._sleep = sleep
+        self._clock = clock
+        self._attempt_times: deque[float] = deque()
+        self._checked_hosts: set[str] = set()
+
+    def get(
+        self, url: str, *, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
+    ) -> httpx.Response:
+        """The 2xx response to `GET url`, after the retries the failure allows; else `PullFailed`."""
+        safe_url = redact_url(httpx.URL(url).copy_merge_params(params) if params else url)
+        self._check_url(url, safe_url)
+        failure: PullFailed | None = None
+        for attempt in range(1, self._max_attempts + 1):
+            if failure is not None:
+                self._stats.retries += 1
+            self._wait_for_rate_limit()
+            self._stats.requests += 1
+            try:
+                # Never follow a redirect: its target would skip the address check.
+                response = self._client.get(url, params=params, headers=headers, follow_redirects=False)
+            except httpx.TimeoutException as exc:
+                failure = _failure("timeout", "timeout", f"GET {safe_url} timed out", safe_url, attempt)
+                failure.__cause__ = exc
+                delay = self._backoff(attempt)
+            except httpx.TransportError as exc:
+                failure = _failure(
+                    "bad_gateway",
+                    "connection_failed",
+                    f"GET {safe_url} failed: {type(exc).__name__}",
+                    safe_url,
+                    attempt,
+                )
+                failure.__cause__ = exc
+                delay = self._backoff(attempt)
+            else:
+                if response.is_success:
+                    return response
+                failure, wait = self._classify(response, safe_url, attempt)
+                if wait is None:
+                    raise failure
+                delay = wait
+            if attempt < self._max_attempts:
+                self._sleep(min(delay, self._max_backoff))
+        assert failure is not None  # noqa: S101 - the loop ran at least once and did not return
+        raise failure
+
+    def get_json(
+        self, url: str, *, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
+    ) -> tuple[Any, httpx.Response]:
+        """The response's JSON body and the response itself (for its `Link` header)."""
+        response = self.get(url, params=params, headers=headers)
+        try:
+            return json.loads(response.content), response
+        except (ValueError, RecursionError) as exc:
+            safe_url = redact_url(response.request.url)
+            raise PullFailed(
+                "bad_response",
+                f"GET {safe_url} answered with a body that is not JSON",
+                key="malformed_json",
+                data=_error_data(response.status_code, _request_id(response), safe_url),
+            ) from exc
+
+    def next_link(self, response: httpx.Response, *, same_origin_as: str) -> str | None:
+        """The `Link: <...>; rel="next"` URL, None when there is none; `PullFailed` when it leaves the
+        origin of `same_origin_as` (a next page on another host would get the credentials)."""
+        url = response.links.get("next", {}).get("url")
+        if not url:
+            return None
+        self.require_same_origin(url, same_origin_as)
+        return url
+
+    def require_same_origin(self, url: str, reference: str) -> None:
+        try:
+            same = origin(url) == origin(reference)
+        except httpx.InvalidURL:
+            same = False
+        if not same:
+            raise PullFailed(
+                "bad_response",
+                "a next-page URL points away from the connection's API host",
+                key="foreign_next_url",
+                data={"url": redact_url(url) if _looks_like_url(url) else None},
+            )
+
+    def _classify(
+        self, response: httpx.Response, safe_url: str, attempt: int
+    ) -> tuple[PullFailed, float | None]:
+        """The failure this response means, and how long to wait before retrying it: None when it is not
+        retried, negative for the default backoff."""
+        status = response.status_code
+        data = _error_data(status, _request_id(response), safe_url, attempt)
+        if status in (401, 403):
+            return PullFailed(
+                "unauthorized",
+                f"GET {safe_url} answered {status}: check the connection's credentials",
+                data=data,
+            ), None
+        if status == 429:
+            retry_after = _retry_after_seconds(response)
+            failure = PullFailed("rate_limited", f"GET {safe_url} answered 429 on every attempt", data=data)
+            return failure, self._backoff(attempt) if retry_after is None else retry_after
+        if status >= 500:
+            failure = PullFailed("bad_gateway", f"GET {safe_url} answered {status}", data=data)
+            return failure, self._backoff(attempt)
+        key = "not_found" if status == 404 else "unexpected_status"
+        return PullFailed("bad_response", f"GET {safe_url} answered {status}", key=key, data=data), None
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self._max_backoff, BASE_BACKOFF_SECONDS * float(2 ** min(attempt - 1, 32)))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not a secret
+
+    def _wait_for_rate_limit(self) -> None:
+        if self._rate_limit is None:
+            return
+        allowed, interval = self._rate_limit
+        times = self._attempt_times
+        while True:
+            now = self._clock()
+            while times and times[0] + interval <= now:
+                times.popleft()
+            if len(times) < allowed:
+                times.append(now)
+                return
+            self._sleep(times[0] + interval - now)
+
+    def _check_url(self, url: str, safe_url: str) -> None:
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise PullFailed("bad_request", "the pull URL is not a valid URL", key="invalid_url") from exc
+        if not parsed.host or parsed.scheme not in ("https", "http"):
+            raise PullFailed(
+                "bad_request",
+                f"{safe_url} is not an absolute http(s) URL",
+                key="invalid_url",
+                data={"url": safe_url},
+            )
+        if self._allow_private:
+            return
+        if parsed.scheme != "https":
+            raise PullFailed(
+                "bad_request", f"{safe_url} does not use https", key="private_address", data={"url": safe_url}
+            )
+        host = parsed.host.lower()
+        if host in self._checked_hosts:
+            return
+        try:
+            addresses = {
+                str(info[4][0])
+                for info in socket.getaddrinfo(host, parsed.port or 443, type=socket.SOCK_STREAM)
+            }
+        except (OSError, UnicodeError) as exc:
+            raise PullFailed(
+                "bad_gateway", f"{host} could not be resolved", key="dns_failure", data={"url": safe_url}
+            ) from exc
+        if not addresses or not all(_is_global(address) for address in addresses):
+            raise PullFailed(
+                "bad_request",
+                f"{host} resolves to a private address",
+                key="private_address",
+                data={"url": safe_url},
+            )
+        self._checked_hosts.add(host)
+
+
+def _is_global(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _retry_after_seconds(response: httpx.Response) -> float | None:
+    """`Retry-After` in seconds (>= 0), None when absent or unreadable."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isascii() and value.isdigit():
+        return float(value)
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    # Measured against the server's own `Date` when it sent one, so clock skew does not matter.
+    now = datetime.now(UTC)
+    date_header = response.headers.get("Date")
+    if date_header:
+        try:
+            server_now = parsedate_to_datetime(date_header)
+            now = server_now if server_now.tzinfo else server_now.replace(tzinfo=UTC)
+        except (TypeError, ValueError, IndexError):
+            pass
+    return max(0.0, (moment - now).total_seconds())
+
+
+def _request_id(response: httpx.Response) -> str | None:
+    for name in REQUEST_ID_HEADERS:
+        value = response.headers.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _error_data(
+    status_code: int | None, request_id: str | None, url: str, attempts: int | None = None
+) -> dict[str, Any]:
+    data: dict[str, Any] = {"status_code": status_code, "request_id": request_id, "url": url}
+    if attempts is not None:
+        data["attempts"] = attempts
+    return data
+
+
+def _failure(error_type: str, key: str, message: str, url: str, attempt: int) -> PullFailed:
+    return PullFailed(error_type, message, key=key, data=_error_data(None, None, url, attempt))
+
+
+def _looks_like_url(value: str) -> bool:
+    return "://" in value

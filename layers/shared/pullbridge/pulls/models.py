@@ -1,0 +1,90 @@
+"""The API's edges for subscriptions and pulls. Field names and shapes follow PRODUCT.md."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pullbridge.models import ErrorDetail, ProviderName
+
+SubscriptionStatus = Literal["subscribed", "paused", "error"]
+PullStatus = Literal["queued", "running", "success", "error"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SubscriptionCreate(_Strict):
+    connection_id: str = Field(min_length=1, max_length=64)
+    collection: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_./-]+$")
+    full_sync_interval_seconds: int = Field(default=10_800, ge=60, le=30 * 86_400)
+    backfill: bool = True
+    max_age_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class SubscriptionUpdate(_Strict):
+    full_sync_interval_seconds: int | None = Field(default=None, ge=60, le=30 * 86_400)
+    max_age_days: int | None = Field(default=None, ge=1, le=3650)
+    status: Literal["subscribed", "paused"] | None = None
+
+
+class Subscription(BaseModel):
+    id: str
+    connection_id: str
+    provider: ProviderName
+    collection: str
+    full_sync_interval_seconds: int
+    backfill: bool
+    max_age_days: int | None
+    status: SubscriptionStatus
+    next_pull_at: str | None
+    last_pull_id: str | None
+    error: ErrorDetail | None
+    created_at: str
+    updated_at: str
+
+
+class SubscriptionPage(BaseModel):
+    data: list[Subscription]
+    next_cursor: str
+    has_more: bool
+
+
+class PullStatsModel(BaseModel):
+    pages: int
+    requests: int
+    records_seen: int
+    created: int
+    updated: int
+    deleted: int
+    unchanged: int
+    retries: int
+
+
+class Pull(BaseModel):
+    id: str
+    external_event_subscription_id: str
+    connection_id: str
+    provider: ProviderName
+    collection: str
+    name: str
+    status: PullStatus
+    is_full_scan: bool
+    start_datetime: str
+    end_datetime: str | None
+    collected_event_ids: list[str]
+    collected_events_count: int
+    stats: PullStatsModel
+    error: ErrorDetail | None
+
+
+class PullPage(BaseModel):
+    data: list[Pull]
+    next_cursor: str
+    has_more: bool
+
+
+def error_detail(error: dict[str, Any] | None) -> ErrorDetail | None:
+    return ErrorDetail.model_validate(error) if error else None

@@ -1,0 +1,297 @@
+"""The full-scan engine against moto: the diff, first scans, failures, checkpoints, leases and timeouts.
+
+The provider here is an in-memory list API (its connector is replaced), so these tests pin the engine's
+own behaviour; `test_pull_connectors_end_to_end.py` runs the real connectors against fake HTTP servers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+
+from pullbridge.connections import StoredConnection, create_connection
+from pullbridge.errors import Conflict, PullFailed
+from pullbridge.models import ConnectionCreate
+from pullbridge.providers.base import ListedRecord, ListPage, PullSource
+from pullbridge.pulls import engine as engine_module
+from pullbridge.pulls.engine import PullEngine
+from pullbridge.pulls.models import SubscriptionCreate
+from pullbridge.pulls.records import load_pull, load_subscription
+from pullbridge.pulls.service import create_subscription, trigger_pull
+from pullbridge.settings import Settings
+from pullbridge.storage import Store
+from tests.integration.conftest import counting
+
+TENANT = "t_alpha"
+
+
+@dataclass
+class ListApi:
+    """An upstream collection served a few records a page, with a failure switch."""
+
+    name: ClassVar[str] = "stripe"
+    collections: ClassVar[frozenset[str]] = frozenset({"customers"})
+    webhook_matches_list_representation: ClassVar[bool] = True
+    max_page_size: ClassVar[int] = 3
+    default_base_url: ClassVar[str | None] = "https://api.example.com"
+
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fail_on_page: int | None = None
+    pages_served: int = 0
+
+    def put(self, record_id: str, **fields: Any) -> None:
+        self.records[record_id] = {"id": record_id, "created": fields.pop("created", 1_700_000_000), **fields}
+
+    def list_pages(self, http: Any, source: PullSource, checkpoint: str | None) -> Iterator[ListPage]:
+        ids = sorted(self.records)
+        start = int(checkpoint or 0)
+        for page_number, offset in enumerate(range(start, len(ids), self.max_page_size), start=1):
+            if self.fail_on_page == page_number:
+                raise PullFailed("bad_gateway", "upstream answered 500", data={"status_code": 500})
+            self.pages_served += 1
+            chunk = ids[offset : offset + self.max_page_size]
+            more = offset + self.max_page_size < len(ids)
+            yield ListPage(
+                [
+                    ListedRecord(i, dict(self.records[i]), created_at=self.records[i]["created"])
+                    for i in chunk
+                ],
+                next_checkpoint=str(offset + self.max_page_size) if more else None,
+            )
+
+
+@pytest.fixture
+def upstream(monkeypatch: pytest.MonkeyPatch) -> ListApi:
+    api = ListApi()
+    monkeypatch.setattr(engine_module, "get_provider", lambda name: api)
+    return api
+
+
+@pytest.fixture
+def connection(store: Store, settings: Settings) -> StoredConnection:
+    request = ConnectionCreate(provider="stripe", name="acct", credentials={"api_key": "sk_test_x"})
+    return create_connection(store, settings, TENANT, request)
+
+
+@pytest.fixture
+def engine(store: Store, settings: Settings) -> PullEngine:
+    return PullEngine(store, settings, httpx.Client(), yield_margin_seconds=0)
+
+
+def _subscribe(store: Store, connection: StoredConnection, **options: Any) -> str:
+    request = SubscriptionCreate(connection_id=connection.id, collection="customers", **options)
+    return create_subscription(store, TENANT, request).id
+
+
+def _scan(engine: PullEngine, store: Store, subscription_id: str, *, deadline: float | None = None) -> Any:
+    """Make the subscription due now and run one pull to its end (or its checkpoint)."""
+    subscription = load_subscription(store, subscription_id)
+    assert subscription is not None
+    if subscription.running_pull_id is None:
+        trigger_pull(store, TENANT, subscription_id)
+    pull_id = engine.advance(subscription_id, deadline=deadline or time.time() + 600)
+    assert pull_id is not None
+    return load_pull(store, pull_id)
+
+
+def _pull_events(store: Store) -> list[dict[str, Any]]:
+    return [e.document for e in store.read_log(TENANT, None, 0, 10_000).events]
+
+
+def _changes(store: Store, pull_id: str) -> list[tuple[str, str]]:
+    return [(e["type"], e["record_id"]) for e in _pull_events(store) if e["pull_id"] == pull_id]
+
+
+def test_a_first_scan_with_backfill_announces_every_record(
+    engine: PullEngine, store: Store, upstream: ListApi, connection: StoredConnection
+) -> None:
+    for record_id in ("a", "b", "c", "d"):
+        upstream.put(record_id, email=f"{record_id}@example.com")
+    pull = _scan(engine, store, _subscribe(store, connection))
+    assert pull.status == "success"
+    assert sorted(_changes(store, pull.id)) == [("customers.created", r) for r in "abcd"]
+    assert (pull.stats["created"], pull.stats["pages"], pull.collected_events_count) == (4, 2, 4)
+    event = _pull_events(store)[0]
+    assert (event["source"], event["pull_id"], event["action"]) == ("pull", pull.id, "created")
+
+
+def test_an_unchanged_scan_emits_nothing_and_writes_no_event_or_snapshot(
+    engine: PullEngine, store: Store, upstream: ListApi, connection: StoredConnection
+) -> None:
+    for record_id in "abcdefg":
+        upstream.put(record_id)
+    subscription_id = _subscribe(store, connection)
+    _scan(engine, store, subscription_id)
+    with counting(store._client) as calls:
+        pull = _scan(engine, store, subscription_id)
+    assert _changes(store, pull.id) == []
+    assert pull.stats["unchanged"] == 7
+    assert "TransactWriteItems" not in calls.names
+    assert "BatchWriteItem" not in calls.names
+    # Writes are O(1): the trigger, the lease, the pull record's states and the subscription's close
+    assert calls.names.count("PutItem") <= 8
+
+
+def test_changes_and_deletes_are_emitted_exactly(
+    engine: PullEngine, store: Store, upstream: ListApi, connection: StoredConnection
+) -> None:
+    for record_id in "abcde":
+        upstream.put(record_id, name=record_id)
+    subscription_id = _subscribe(store, connection)
+    _scan(engine, store, subscription_id)
+    upstream.put("b", name="B")
+    del upstream.records["d"]
+    upstream.put("f", name="f")
+    pull = _scan(engine, store, subscription_id)
+    assert sorted(_changes(store, pull.id)) == [
+        ("customers.created", "f"),
+        ("customers.deleted", "d"),
+        ("customers.updated", "b"),
+    ]
+    assert (pull.stats["created"], pull.stats["updated"], pull.stats["deleted"], pull.stats["unchanged"]) == (
+        1,
+        1,
+        1,
+        3,
+    )
+
+
+def test_a_scan_failing_part_way_ends_in_error_and_emits_no_delete(
+    engine: PullEngine, store: Store, upstream: ListApi, connection: StoredConnection
+) -> None:
+    for record_id in "abcdefgh":
+        upstream.put(record_id)
+    subscription_id = _subscribe(store, connection)
+    _scan(engine, store, subscription_id)
+    del upstream.records["h"]  # would be a delete, but only a complete scan may say so
+    upstream.put("a", name="changed")
+    upstream.fail_on_page = 2
+    pull = _scan(engine, store, subscription_id)
+    assert pull.status == "error"
+    assert pull.error["type"] == "bad_gateway"
+    assert pull.error["data"] == {"status_code": 500}
+    assert _changes(store, pull.id) == [("customers.updated", "a")]
+    subscription = load_subscription(store, subscription_id)
+    assert subscription is not None
+    assert (subscription.status, subscription.error["type"]) == ("error", "bad_gateway")
+    # The next complete scan emits the delete, and does not repeat the update
+    upstream.fail_on_page = None
+    retry = _scan(engine, store, subscription_id)
+    assert _changes(store, retry.id) == [("customers.deleted", "h")]
+    assert load_subscription(store, subscription_id).status == "subscribed"  # type: ignore[union-attr]
+
+
+def test_a_first_scan_without_backfill_is_a_silent_baseline(
+    engine: PullEngine, store: Store, upstream: ListApi, connection: StoredConnection
+) -> None:
+    for record_id in "abc":
+        upstream.put(record_id)
+    subscription_id = _subscribe(store, connection, backfill=False)
+    first = _scan(engine, store, subscription_id)
+    assert _changes(store, first.id) == []
+    upstream.put("d")
+    second = _scan(engine, store, subscription_id)
+    assert _changes(store, second.id) == [("customers.created", "d")]
+
+
+def test_max_age_days_limits_the_backfill_by_creation_time(
+    engine: PullEngine, store: Store, upstream: ListApi, connection: StoredConnection
+) -> None:
+    upstream.put("old", created=time.time() - 10 * 86_400)
+    upstream.put("new", created=time.time() - 86_400)
+    pull = _scan(engine, store, _subscribe(store, connection, max_age_days=3))
+    assert _changes(store, pull.id) == [("customers.created", "new")]
+
+
+def test_a_long_scan_continues_from_its_checkpoint_in_the_next_invocation(
+    engine: PullEngine, store: Store, upstream: ListApi, connection: StoredConnection
+) -> None:
+    for index in range(10):
+        upstream.put(f"r{index:02d}")
+    subscription_id = _subscribe(store, connection)
+    _scan(engine, store, subscription_id)
+    del upstream.records["r09"]
+    upstream.put("r00", name="changed")
+    # Given invocations with almost no time: each does one page, then saves a checkpoint and yields
+    invocations, pull = 0, None
+    while True:
+        invocations += 1
+        pull = _scan(engine, store, subscription_id, deadline=time.time())
+        if pull.status != "running":
+            break
+    assert invocations == 3  # 9 records, 3 a page
+    assert pull.status == "success"
+    assert sorted(_changes(store, pull.id)) == [("customers.deleted", "r09"), ("customers.updated", "r00")]
+    assert pull.stats["pages"] == 3
+    assert upstream.pages_served == 4 + 3  # each page was read once
+
+
+def test_one_subscription_runs_one_pull_at_a_time(
+    engine: PullEngine, store: Store, upstream: ListApi, connection: StoredConnection
+) -> None:
+    upstream.put("a")
+    subscription_id = _subscribe(store, connection)
+    queued = trigger_pull(store, TENANT, subscription_id)
+    with pytest.raises(Conflict) as conflict:
+        trigger_pull(store, TENANT, subscription_id)
+    assert conflict.value.data == {"pull_id": queued.id}
+    # Two workers race for the queued pull: exactly one runs it
+    results: list[str | None] = []
+    barrier = threading.Barrier(2)
+
+    def work() -> None:
+        barrier.wait()
+        results.append(engine.advance(subscription_id, deadline=time.time() + 60))
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results.count(queued.id) == 1
+    assert len(_changes(store, queued.id)) == 1
+
+
+def test_a_pull_whose_worker_died_times_out_and_the_next_one_runs(
+    store: Store, settings: Settings, upstream: ListApi, connection: StoredConnection
+) -> None:
+    upstream.put("a")
+    subscription_id = _subscribe(store, connection)
+    # Given a worker that claimed the pull and died: its lease is left to run out
+    subscription = load_subscription(store, subscription_id)
+    assert subscription is not None
+    dead = trigger_pull(store, TENANT, subscription_id)
+    from pullbridge.pulls.records import save_subscription
+
+    subscription = load_subscription(store, subscription_id)
+    assert subscription is not None
+    subscription.lease_holder, subscription.lease_until = "dead-worker", time.time() - 1
+    assert save_subscription(store, subscription, expected_version=subscription.version)
+    # When the scheduler next looks at it
+    engine = PullEngine(store, settings, httpx.Client(), yield_margin_seconds=0)
+    worked = engine.run_due(deadline=time.time() + 60)
+    # Then the dead pull ends in `timeout`, and a new pull runs
+    timed_out = load_pull(store, dead.id)
+    assert timed_out is not None
+    assert (timed_out.status, timed_out.error["type"]) == ("error", "timeout")  # type: ignore[index]
+    [next_pull_id] = worked
+    assert next_pull_id != dead.id
+    assert load_pull(store, next_pull_id).status == "success"  # type: ignore[union-attr]
+
+
+def test_the_schedule_starts_only_due_subscriptions(
+    engine: PullEngine, store: Store, upstream: ListApi, connection: StoredConnection
+) -> None:
+    upstream.put("a")
+    subscription_id = _subscribe(store, connection)
+    assert len(engine.run_due(deadline=time.time() + 60)) == 1  # new subscriptions are due at once
+    assert engine.run_due(deadline=time.time() + 60) == []  # then not until the interval has passed
+    subscription = load_subscription(store, subscription_id)
+    assert subscription is not None
+    assert subscription.next_pull_at == pytest.approx(time.time() + 10_800, abs=60)
