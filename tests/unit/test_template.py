@@ -193,18 +193,22 @@ def test_events_table_orders_each_log_by_a_numeric_position() -> None:
     assert types == {"pk": "S", "sk": "N"}
 
 
-def test_control_table_has_the_by_tenant_index() -> None:
+def test_control_table_has_the_tenant_and_due_indexes() -> None:
     properties = _resource("ControlTable")["Properties"]
     types = {a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]}
-    (index,) = properties["GlobalSecondaryIndexes"]
+    indexes = {index["IndexName"]: index for index in properties["GlobalSecondaryIndexes"]}
 
-    assert index["IndexName"] == "by_tenant"
-    assert index["KeySchema"] == [
+    assert indexes["by_tenant"]["KeySchema"] == [
         {"AttributeName": "gsi1pk", "KeyType": "HASH"},
         {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
     ]
-    assert index["Projection"] == {"ProjectionType": "ALL"}
-    assert types == {"pk": "S", "sk": "S", "gsi1pk": "S", "gsi1sk": "S"}
+    assert indexes["by_tenant"]["Projection"] == {"ProjectionType": "ALL"}
+    assert indexes["by_due"]["KeySchema"] == [
+        {"AttributeName": "gsi2pk", "KeyType": "HASH"},
+        {"AttributeName": "gsi2sk", "KeyType": "RANGE"},
+    ]
+    assert indexes["by_due"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    assert types == {"pk": "S", "sk": "S", "gsi1pk": "S", "gsi1sk": "S", "gsi2pk": "S", "gsi2sk": "S"}
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -220,8 +224,17 @@ def test_every_function_has_a_log_group_with_retention(function: str) -> None:
     assert log_groups[0]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
 
+def _unconditional_actions_on(function: str, table: str) -> set[str]:
+    return {
+        action
+        for statement in _statements(function)
+        if "Condition" not in statement and any(table in str(r) for r in _as_list(statement["Resource"]))
+        for action in _as_list(statement["Action"])
+    }
+
+
 def test_ingest_may_only_read_connections_and_append_events() -> None:
-    assert _actions_on("IngestFunction", "ControlTable") == {
+    assert _unconditional_actions_on("IngestFunction", "ControlTable") == {
         "dynamodb:GetItem",
         "dynamodb:ConditionCheckItem",
     }
@@ -236,10 +249,18 @@ def test_ingest_may_only_read_connections_and_append_events() -> None:
 
 
 def test_ingest_cannot_scan_query_or_delete() -> None:
-    actions = _actions_on("IngestFunction", "ControlTable") | _actions_on("IngestFunction", "EventsTable")
+    actions = _unconditional_actions_on("IngestFunction", "ControlTable") | _actions_on(
+        "IngestFunction", "EventsTable"
+    )
     forbidden = {"dynamodb:Scan", "dynamodb:Query", "dynamodb:DeleteItem", "dynamodb:BatchGetItem"}
 
     assert not actions & forbidden
+
+
+def test_ingest_may_write_only_snapshot_items_of_the_control_table() -> None:
+    [statement] = [s for s in _statements("IngestFunction") if "Condition" in s]
+    assert set(_as_list(statement["Action"])) == {"dynamodb:PutItem", "dynamodb:DeleteItem"}
+    assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["SNAP#*"]}}
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)

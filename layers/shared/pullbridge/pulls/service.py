@@ -208,11 +208,11 @@ def list_pulls(
         )
         if value is not None
     }
-    low = to_iso(filters.start_from.timestamp()) if filters.start_from else ""
+    low = to_iso(filters.start_from.timestamp()) if filters.start_from else "0"
     high = (to_iso(filters.start_to.timestamp()) if filters.start_to else "9999") + "#~"
     scope = scope_of(
         "pulls",
-        {**equals, "from": low or None, "to": high if filters.start_to else None},
+        {**equals, "from": low if filters.start_from else None, "to": high if filters.start_to else None},
     )
     page = page_index(
         store,
