@@ -6,6 +6,7 @@ import base64
 import functools
 import json
 import logging
+import re
 import secrets
 import threading
 from collections.abc import Iterable
@@ -37,6 +38,7 @@ LOCAL_TENANT_ID = "local"
 # API Gateway's own payload limit; the functions enforce the product's smaller ones.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 # Environment a deployment has but a laptop must not: a real secret's ARN, a real AWS identity.
+_LAMBDA_INVOKE_PATH = re.compile(r"/2015-03-31/functions/([^/]+)/invocations")
 _DEPLOYMENT_ONLY_VARIABLES = ("CURSOR_SECRET_ARN", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 
 
@@ -254,6 +256,9 @@ class LocalStack:
 
     def handle_http(self, request: HttpRequest) -> HttpResponse:
         target = urlsplit(request.target)
+        invocation = _LAMBDA_INVOKE_PATH.fullmatch(target.path)
+        if invocation and request.method == "POST":
+            return self._invoke_lambda(invocation.group(1), request)
         match = self._router.match(request.method, target.path)
         if match is None:
             return HttpResponse(
@@ -282,8 +287,35 @@ class LocalStack:
                 error_body("internal", "the function failed; see the local stack's log", "function_error"),
             )
 
+    def _invoke_lambda(self, function_name: str, request: HttpRequest) -> HttpResponse:
+        """Lambda's Invoke API, so a function can start another as it does on AWS (the API starting a
+        triggered pull). `Event` invocations run in the background and answer 202 at once."""
+        function = self._functions.get(function_name)
+        if function is None:
+            return HttpResponse(
+                404, [("content-type", "application/json")], b'{"Type":"User","Message":"Function not found"}'
+            )
+        payload = json.loads(request.body or b"{}")
+        invocation_type = dict((k.lower(), v) for k, v in request.headers).get(
+            "x-amz-invocation-type", "RequestResponse"
+        )
+        if invocation_type == "Event":
+            threading.Thread(target=self._invoke_quietly, args=(function, payload), daemon=True).start()
+            return HttpResponse(202, [("content-type", "application/json")], b"")
+        return HttpResponse(
+            200, [("content-type", "application/json")], json.dumps(function.invoke(payload)).encode()
+        )
+
+    @staticmethod
+    def _invoke_quietly(function: LocalFunction, payload: dict[str, Any]) -> None:
+        try:
+            function.invoke(payload)
+        except FunctionError as exc:
+            logger.error("asynchronous invocation failed: %s", exc)  # noqa: TRY400 - logged by the worker
+
     def _local_environment(self) -> dict[str, str]:
         return {
+            "AWS_ENDPOINT_URL_LAMBDA": self.url,
             "DYNAMODB_ENDPOINT": self.dynamodb_endpoint,
             "CURSOR_SECRET": self._cursor_secret,
             "PULLBRIDGE_ALLOW_PRIVATE_URLS": "1",

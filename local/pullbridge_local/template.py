@@ -165,6 +165,10 @@ class _Resolver:
     def __init__(self, template: Mapping[str, Any], table_names: Mapping[str, str]) -> None:
         self._parameters = template.get("Parameters", {})
         self._table_names = table_names
+        # Locally a function's name is its logical id: the stack serves Lambda's Invoke API by it.
+        self._function_names = {
+            logical_id for logical_id in _resources_of_type(template, "AWS::Serverless::Function")
+        }
 
     def resolve(self, value: Any) -> str | None:
         if isinstance(value, bool):
@@ -180,6 +184,8 @@ class _Resolver:
     def _reference(self, name: str) -> str | None:
         if name in self._table_names:
             return self._table_names[name]
+        if name in self._function_names:
+            return name
         parameter = self._parameters.get(name)
         if parameter is not None and "Default" in parameter:
             return self.resolve(parameter["Default"])
