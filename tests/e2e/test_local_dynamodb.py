@@ -34,7 +34,10 @@ def test_tables_are_created_from_the_template_with_a_prefix(client: DynamoDBClie
     assert names == {"EventsTable": "dev-EventsTable", "ControlTable": "dev-ControlTable"}
     control = client.describe_table(TableName="dev-ControlTable")["Table"]
     assert control["TableStatus"] == "ACTIVE"
-    assert [index["IndexName"] for index in control.get("GlobalSecondaryIndexes", [])] == ["by_tenant", "by_due"]
+    assert [index["IndexName"] for index in control.get("GlobalSecondaryIndexes", [])] == [
+        "by_tenant",
+        "by_due",
+    ]
 
 
 def test_creating_the_tables_again_keeps_them_and_their_items(client: DynamoDBClient) -> None:

@@ -15,7 +15,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 def lambda_client() -> Any:
     """Created once per cold start. `AWS_ENDPOINT_URL_LAMBDA` points it at the local stack in `make dev`."""
-    return boto3.client("lambda", config=Config(connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 2}))
+    return boto3.client(
+        "lambda", config=Config(connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 2})
+    )
 
 
 class PullLauncher:

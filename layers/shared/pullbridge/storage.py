@@ -262,8 +262,8 @@ class Store:
         for draft in drafts:
             name, value = _encode_document(draft.document)
             weight = 2 * len(value.get("S", value.get("B", b""))) + 1_000
-            # Unused positions of a chunk become tombstones (2 items each), so count the worst case.
-            items = sum(d.transaction_items for d, _, _ in chunk) + draft.transaction_items + 2 * len(chunk)
+            # A position a retry no longer needs becomes a 2-item tombstone: never more than its event.
+            items = sum(d.transaction_items for d, _, _ in chunk) + draft.transaction_items
             if chunk and (items > MAX_TRANSACTION_ITEMS or size + weight > MAX_TRANSACTION_BYTES):
                 yield chunk
                 chunk, size = [], 0

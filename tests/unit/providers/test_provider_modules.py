@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
 from pullbridge.providers import get_provider
-from pullbridge.providers.base import PullSource
 
 COLLECTIONS = {
     "stripe": {"customers", "invoices", "subscriptions", "charges", "products", "prices", "payment_intents"},
@@ -38,14 +36,6 @@ def test_the_provider_declares_the_contracts_collections(name: str, collections:
 @pytest.mark.parametrize(("name", "same"), sorted(SAME_REPRESENTATION.items()))
 def test_the_provider_says_whether_webhooks_carry_the_list_representation(name: str, same: bool) -> None:
     assert get_provider(name).webhook_matches_list_representation is same
-
-
-@pytest.mark.parametrize("name", sorted(COLLECTIONS))
-def test_full_scans_are_not_implemented_yet(name: str) -> None:
-    source = PullSource(collection="x", base_url="https://example.com", credentials={}, settings={})
-    transport = httpx.MockTransport(lambda request: httpx.Response(500))
-    with httpx.Client(transport=transport) as http, pytest.raises(NotImplementedError):
-        next(iter(get_provider(name).list_pages(http, source, None)))
 
 
 @pytest.mark.parametrize("name", ["stripe", "github", "shopify", "hubspot"])

@@ -26,7 +26,7 @@ from pullbridge.errors import PullbridgeError, PullFailed
 from pullbridge.hashing import content_hash
 from pullbridge.providers import get_provider
 from pullbridge.providers.base import ListedRecord, PullSource
-from pullbridge.pulls.http import PullHttp
+from pullbridge.pulls.http import PullHttp, rate_limit_from_settings
 from pullbridge.pulls.records import (
     StoredPull,
     StoredSubscription,
@@ -194,13 +194,10 @@ class PullEngine:
             credentials=connection.credentials,
             settings=connection.settings,
         )
-        rate_limit = connection.settings.get("rate_limit")
         http = PullHttp(
             self._http_client,
             run.stats,
-            rate_limit=(int(rate_limit["allowed_requests"]), float(rate_limit["interval_seconds"]))
-            if isinstance(rate_limit, dict)
-            else None,
+            rate_limit=rate_limit_from_settings(connection.settings),
             allow_private=self._settings.allow_private_urls,
             sleep=self._sleep,
         )

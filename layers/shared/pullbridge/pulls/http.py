@@ -70,7 +70,11 @@ def redact_url(url: str | httpx.URL) -> str:
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port else host
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = f"{host}:{port}" if port else host
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
@@ -112,8 +116,13 @@ class PullHttp:
         self, url: str, *, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
     ) -> httpx.Response:
         """The 2xx response to `GET url`, after the retries the failure allows; else `PullFailed`."""
-        safe_url = redact_url(httpx.URL(url).copy_merge_params(params) if params else url)
-        self._check_url(url, safe_url)
+        try:
+            target = httpx.URL(url)
+            urlsplit(url).port  # noqa: B018 - reading the port checks its range
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise PullFailed("bad_request", "the pull URL is not a valid URL", key="invalid_url") from exc
+        safe_url = redact_url(target.copy_merge_params(params) if params else target)
+        self._check_url(target, safe_url)
         failure: PullFailed | None = None
         for attempt in range(1, self._max_attempts + 1):
             if failure is not None:
@@ -177,7 +186,7 @@ class PullHttp:
     def require_same_origin(self, url: str, reference: str) -> None:
         try:
             same = origin(url) == origin(reference)
-        except httpx.InvalidURL:
+        except (httpx.InvalidURL, ValueError):
             same = False
         if not same:
             raise PullFailed(
@@ -228,11 +237,7 @@ class PullHttp:
                 return
             self._sleep(times[0] + interval - now)
 
-    def _check_url(self, url: str, safe_url: str) -> None:
-        try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL as exc:
-            raise PullFailed("bad_request", "the pull URL is not a valid URL", key="invalid_url") from exc
+    def _check_url(self, parsed: httpx.URL, safe_url: str) -> None:
         if not parsed.host or parsed.scheme not in ("https", "http"):
             raise PullFailed(
                 "bad_request",

@@ -1,0 +1,1 @@
+"""Test doubles that speak real HTTP: `provider_server.FakeProviderServer`."""
