@@ -102,9 +102,13 @@ def handle_webhook(
         now = clock()
         provider.verify(request, connection.webhook_secrets, connection.settings, now)
         received_at = to_iso(now)
+        refreshes_snapshot = provider.webhook_matches_list_representation
         drafts = [
             EventDraft(
-                connection.id, _document(connection, event, received_at), delivery_id=event.delivery_id
+                connection.id,
+                _document(connection, event, received_at),
+                delivery_id=event.delivery_id,
+                snapshot=_snapshot_change(connection, event) if refreshes_snapshot else None,
             )
             for event in provider.normalize(request, connection.settings)
         ]
