@@ -295,3 +295,24 @@ def test_the_schedule_starts_only_due_subscriptions(
     subscription = load_subscription(store, subscription_id)
     assert subscription is not None
     assert subscription.next_pull_at == pytest.approx(time.time() + 10_800, abs=60)
+
+
+def test_the_writes_of_an_unchanged_scan_do_not_grow_with_the_collection(
+    engine: PullEngine, store: Store, settings: Settings, upstream: ListApi, connection: StoredConnection
+) -> None:
+    writes = []
+    subscription_id = _subscribe(store, connection)
+    for size in (6, 60):
+        upstream.records.clear()
+        for index in range(size):
+            upstream.put(f"r{index:03d}")
+        _scan(engine, store, subscription_id)
+        with counting(store._client) as calls:
+            _scan(engine, store, subscription_id)
+        writes.append(
+            sum(
+                calls.names.count(name)
+                for name in ("PutItem", "UpdateItem", "TransactWriteItems", "BatchWriteItem", "DeleteItem")
+            )
+        )
+    assert writes[0] == writes[1]
