@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
@@ -45,6 +45,7 @@ from pullbridge.storage import Store, dynamodb_client
 
 settings = load_settings()
 logger = Logger()
+tracer = Tracer()
 store = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
 codec = CursorCodec(
     settings.cursor_secret or parameters.get_secret(settings.cursor_secret_arn or "", max_age=3600)
@@ -68,6 +69,8 @@ def require_api_key(router: APIGatewayHttpResolver, next_middleware: NextMiddlew
 
 
 app.use(middlewares=[require_api_key])
+# Swagger UI and its document at /docs: Powertools serves them publicly unless they carry the key check.
+app.enable_swagger(path="/docs", title="pullbridge", version="0.1.0", middlewares=[require_api_key])
 
 
 def _tenant() -> str:
@@ -212,5 +215,6 @@ def get_pull(pull_id: Annotated[str, Path(max_length=64)]) -> Pull:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

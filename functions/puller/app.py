@@ -7,21 +7,28 @@ import time
 from typing import Any
 
 import httpx
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pullbridge.observability import record_pull_finished
 from pullbridge.pulls.engine import PullEngine
 from pullbridge.settings import load_settings
 from pullbridge.storage import Store, dynamodb_client
 
 settings = load_settings()
 logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
 store = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
 http_client = httpx.Client(timeout=httpx.Timeout(20.0, connect=5.0), follow_redirects=False)
-engine = PullEngine(store, settings, http_client)
+engine = PullEngine(
+    store, settings, http_client, on_finished=lambda pull: record_pull_finished(metrics, pull)
+)
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deadline = time.time() + context.get_remaining_time_in_millis() / 1000
     if "pull_id" in event:

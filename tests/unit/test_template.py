@@ -20,6 +20,7 @@ LONG_POLL_MAX_SECONDS = 20
 API_ROUTES = {
     ("GET", "/health"),
     ("GET", "/openapi.json"),
+    ("GET", "/docs"),
     ("GET", "/events"),
     ("GET", "/events/{event_id}"),
     ("POST", "/connections"),

@@ -75,6 +75,7 @@ class PullEngine:
         sleep: Callable[[float], None] = time.sleep,
         lease_seconds: float = LEASE_SECONDS,
         yield_margin_seconds: float = YIELD_MARGIN_SECONDS,
+        on_finished: Callable[[StoredPull], None] | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -83,6 +84,7 @@ class PullEngine:
         self._sleep = sleep
         self._lease_seconds = lease_seconds
         self._yield_margin = yield_margin_seconds
+        self._on_finished = on_finished
 
     # -- entry points -------------------------------------------------------------------------------------
 
@@ -368,6 +370,8 @@ class PullEngine:
         run.pull.stats = run.stats.as_dict()
         self._end_pull(run.pull, error)
         pull = run.pull
+        if self._on_finished is not None:
+            self._on_finished(pull)
 
         def close(subscription: StoredSubscription) -> None:
             subscription.running_pull_id = subscription.lease_holder = None
