@@ -240,3 +240,16 @@ def test_paging_by_limit_resumes_exactly_after_the_last_row(
     rest = engine_store.read_log(TENANT, None, first.position, 10)
     assert [e.document["data"]["label"] for e in first.events + rest.events] == [f"e{i}" for i in range(5)]
     assert (first.exhausted, rest.exhausted) == (False, True)
+
+
+def test_a_revoked_key_stops_at_once_and_others_keep_working(engine_store: Store) -> None:
+    from pullbridge.auth import hash_api_key, revoke_api_key
+
+    old, new = issue_api_key(engine_store, TENANT), issue_api_key(engine_store, TENANT)
+    assert revoke_api_key(engine_store, old) == TENANT
+    with pytest.raises(Unauthorized):
+        authenticate(engine_store, f"Bearer {old}")
+    assert authenticate(engine_store, f"Bearer {new}") == TENANT
+    assert revoke_api_key(engine_store, hash_api_key(new)) == TENANT  # by hash, as logs and listings show it
+    with pytest.raises(NotFound):
+        revoke_api_key(engine_store, "pb_never_issued_anywhere_000")

@@ -10,7 +10,7 @@ import hashlib
 import secrets
 
 from pullbridge.clock import Clock, system_clock, to_iso
-from pullbridge.errors import Conflict, Unauthorized
+from pullbridge.errors import Conflict, NotFound, Unauthorized
 from pullbridge.storage import Store
 
 KEY_PREFIX = "pb_"
@@ -63,3 +63,25 @@ def authenticate(store: Store, authorization: str | None) -> str:
     if record is None or record.get("revoked_at"):
         raise Unauthorized("the API key is not valid")
     return str(record["tenant_id"])
+
+
+def revoke_api_key(store: Store, api_key_or_hash: str, *, clock: Clock = system_clock) -> str:
+    """Revoke a key, given the key itself or its SHA-256 hash; returns its tenant. Takes effect at once:
+    every call looks its key up with a consistent read."""
+    key_hash = api_key_or_hash if _is_sha256_hex(api_key_or_hash) else hash_api_key(api_key_or_hash)
+    record = store.get_control(f"KEY#{key_hash}", "KEY")
+    if record is None:
+        raise NotFound("no such API key", key="api_key_not_found")
+    if not record.get("revoked_at"):
+        record["revoked_at"] = to_iso(clock())
+        store.put_control(
+            f"KEY#{key_hash}",
+            "KEY",
+            record,
+            index=(f"T#{record['tenant_id']}#KEY", f"{record['created_at']}#{key_hash[:12]}"),
+        )
+    return str(record["tenant_id"])
+
+
+def _is_sha256_hex(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
