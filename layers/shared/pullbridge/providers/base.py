@@ -17,12 +17,15 @@ Contract for implementers:
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from pullbridge.errors import MalformedPayload, SignatureInvalid
+from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid
 
 if TYPE_CHECKING:  # httpx stays off the webhook path's imports
     from pullbridge.pulls.http import PullHttp
@@ -137,3 +140,45 @@ def action_from_type(event_type: str) -> str | None:
     """`customer.created` -> `created`; anything else -> None."""
     last = event_type.rsplit(".", 1)[-1]
     return last if last in ACTIONS else None
+
+
+def hmac_keys(secrets: Sequence[str]) -> Iterator[bytes]:
+    """The secrets as HMAC keys. An empty key would let anyone sign, so it never counts as a secret."""
+    for secret in secrets:
+        if secret:
+            try:
+                yield secret.encode()
+            except UnicodeEncodeError:
+                continue
+
+
+def base64_sha256_digest(header: str, header_name: str) -> bytes:
+    """A base64 SHA-256 digest from a signature header, or the one verification error."""
+    try:
+        digest = base64.b64decode(header.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SignatureInvalid(f"{header_name} is not base64", key="malformed_signature") from exc
+    if len(digest) != hashlib.sha256().digest_size:
+        raise SignatureInvalid(f"{header_name} is not a SHA-256 digest", key="malformed_signature")
+    return digest
+
+
+def payload_header(request: WebhookRequest, name: str, provider_label: str) -> str:
+    """A header `normalize` needs after the signature held: its absence is a malformed delivery (400)."""
+    value = request.header(name)
+    if not value:
+        raise MalformedPayload(f"a {provider_label} delivery carries a {name} header", key="missing_header")
+    return value
+
+
+def credential(source: PullSource, name: str) -> str:
+    """A pull credential, checked before it goes into a header."""
+    value = source.credentials.get(name)
+    if not isinstance(value, str) or not value or not value.isascii() or not value.isprintable():
+        raise PullFailed(
+            "bad_request",
+            f"the connection's credentials need a printable ASCII {name!r}",
+            key="missing_credentials",
+            data={"field": f"credentials.{name}"},
+        )
+    return value

@@ -31,6 +31,7 @@ from pullbridge.providers.base import (
     PullSource,
     WebhookRequest,
     action_from_type,
+    hmac_keys,
     parse_json_body,
 )
 
@@ -182,16 +183,6 @@ def _field_name(location: tuple[int | str, ...], message: str) -> str:
     return f"settings.{min(mentioned)[1]}" if mentioned else "settings"
 
 
-def _hmac_keys(secrets: Sequence[str]) -> Iterator[bytes]:
-    # An empty key would let anyone sign, so it never counts as a secret.
-    for secret in secrets:
-        if secret:
-            try:
-                yield secret.encode()
-            except UnicodeEncodeError:
-                continue
-
-
 class Generic:
     name: ClassVar[str] = "generic"
     # The collection is per connection (`settings.collection`); there is no fixed list to declare.
@@ -232,7 +223,7 @@ class Generic:
         if config.delivery_id_header is not None and "{delivery_id}" in config.template:
             values["delivery_id"] = request.require_header(config.delivery_id_header)
         message = _signed_content(config.template, values, request.body)
-        for key in _hmac_keys(secrets):
+        for key in hmac_keys(secrets):
             if hmac.compare_digest(hmac.new(key, message, config.algorithm).digest(), candidate):
                 return
         raise SignatureInvalid(f"{config.signature_header} matches no active secret")

@@ -24,7 +24,10 @@ from pullbridge.providers.base import (
     NormalizedEvent,
     PullSource,
     WebhookRequest,
+    credential,
+    hmac_keys,
     parse_json_body,
+    payload_header,
 )
 
 if TYPE_CHECKING:  # httpx stays off the webhook path's imports
@@ -68,16 +71,6 @@ def _parse_signature_header(header: str) -> bytes:
         ) from exc
 
 
-def _hmac_keys(secrets: Sequence[str]) -> Iterator[bytes]:
-    # An empty key would let anyone sign, so it never counts as a secret.
-    for secret in secrets:
-        if secret:
-            try:
-                yield secret.encode()
-            except UnicodeEncodeError:
-                continue
-
-
 class GitHub:
     name: ClassVar[str] = "github"
     collections: ClassVar[frozenset[str]] = frozenset(
@@ -102,14 +95,14 @@ class GitHub:
         self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float
     ) -> None:
         candidate = _parse_signature_header(request.require_header(SIGNATURE_HEADER))
-        for key in _hmac_keys(secrets):
+        for key in hmac_keys(secrets):
             if hmac.compare_digest(hmac.new(key, request.body, hashlib.sha256).digest(), candidate):
                 return
         raise SignatureInvalid("X-Hub-Signature-256 matches no active secret")
 
     def normalize(self, request: WebhookRequest, settings: Mapping[str, Any]) -> list[NormalizedEvent]:
-        event_name = _required_header(request, EVENT_HEADER)
-        delivery_id = _required_header(request, DELIVERY_HEADER)
+        event_name = payload_header(request, EVENT_HEADER, "GitHub")
+        delivery_id = payload_header(request, DELIVERY_HEADER, "GitHub")
         payload = _parse_payload(request)
         if not isinstance(payload, dict):
             raise MalformedPayload("a GitHub webhook payload is a JSON object", key="malformed_payload")
@@ -152,7 +145,7 @@ class GitHub:
             raise PullFailed("bad_request", "the connection has no api_base_url", key="missing_base_url")
         base = source.base_url.rstrip("/")
         headers = {
-            "Authorization": f"Bearer {_credential(source, 'token')}",
+            "Authorization": f"Bearer {credential(source, 'token')}",
             "Accept": "application/vnd.github+json",
             "X-GitHub-Api-Version": API_VERSION,
         }
@@ -199,25 +192,6 @@ def _repository(settings: Mapping[str, Any]) -> str:
             data={"field": "settings.repository"},
         )
     return repository
-
-
-def _credential(source: PullSource, name: str) -> str:
-    value = source.credentials.get(name)
-    if not isinstance(value, str) or not value or not value.isascii() or not value.isprintable():
-        raise PullFailed(
-            "bad_request",
-            f"the connection's credentials need a printable ASCII {name!r}",
-            key="missing_credentials",
-            data={"field": f"credentials.{name}"},
-        )
-    return value
-
-
-def _required_header(request: WebhookRequest, name: str) -> str:
-    value = request.header(name)
-    if not value:
-        raise MalformedPayload(f"a GitHub delivery carries a {name} header", key="missing_header")
-    return value
 
 
 def _parse_payload(request: WebhookRequest) -> Any:

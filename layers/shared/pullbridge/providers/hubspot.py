@@ -13,8 +13,6 @@ A delivery is a JSON array of events. `eventId` alone is not unique, so an event
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import re
@@ -30,6 +28,9 @@ from pullbridge.providers.base import (
     NormalizedEvent,
     PullSource,
     WebhookRequest,
+    base64_sha256_digest,
+    credential,
+    hmac_keys,
     parse_json_body,
 )
 
@@ -78,26 +79,6 @@ def _parse_timestamp(value: str) -> int:
     return int(value)
 
 
-def _parse_signature_header(header: str) -> bytes:
-    try:
-        digest = base64.b64decode(header.strip(), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise SignatureInvalid("X-HubSpot-Signature-v3 is not base64", key="malformed_signature") from exc
-    if len(digest) != hashlib.sha256().digest_size:
-        raise SignatureInvalid("X-HubSpot-Signature-v3 is not a SHA-256 digest", key="malformed_signature")
-    return digest
-
-
-def _hmac_keys(secrets: Sequence[str]) -> Iterator[bytes]:
-    # An empty key would let anyone sign, so it never counts as a secret.
-    for secret in secrets:
-        if secret:
-            try:
-                yield secret.encode()
-            except UnicodeEncodeError:
-                continue
-
-
 class HubSpot:
     name: ClassVar[str] = "hubspot"
     collections: ClassVar[frozenset[str]] = frozenset(COLLECTION_BY_OBJECT.values())
@@ -119,7 +100,7 @@ class HubSpot:
     def verify(
         self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float
     ) -> None:
-        candidate = _parse_signature_header(request.require_header(SIGNATURE_HEADER))
+        candidate = base64_sha256_digest(request.require_header(SIGNATURE_HEADER), SIGNATURE_HEADER)
         raw_timestamp = request.require_header(TIMESTAMP_HEADER).strip()
         if abs(now * 1000 - _parse_timestamp(raw_timestamp)) > TIMESTAMP_TOLERANCE_SECONDS * 1000:
             raise SignatureInvalid(
@@ -132,7 +113,7 @@ class HubSpot:
             except UnicodeEncodeError:
                 continue
             messages.append(prefix + request.body + raw_timestamp.encode())
-        for key in _hmac_keys(secrets):
+        for key in hmac_keys(secrets):
             for message in messages:
                 if hmac.compare_digest(hmac.new(key, message, hashlib.sha256).digest(), candidate):
                     return
@@ -158,7 +139,7 @@ class HubSpot:
         if not source.base_url:
             raise PullFailed("bad_request", "the connection has no api_base_url", key="missing_base_url")
         url = f"{source.base_url.rstrip('/')}/crm/v3/objects/{source.collection}"
-        headers = {"Authorization": f"Bearer {_credential(source, 'access_token')}"}
+        headers = {"Authorization": f"Bearer {credential(source, 'access_token')}"}
         properties = _properties(source.settings)
         after = checkpoint
         while True:
@@ -218,18 +199,6 @@ def _properties(settings: Mapping[str, Any]) -> str | None:
             data={"field": "settings.properties"},
         )
     return ",".join(properties) or None
-
-
-def _credential(source: PullSource, name: str) -> str:
-    value = source.credentials.get(name)
-    if not isinstance(value, str) or not value or not value.isascii() or not value.isprintable():
-        raise PullFailed(
-            "bad_request",
-            f"the connection's credentials need a printable ASCII {name!r}",
-            key="missing_credentials",
-            data={"field": f"credentials.{name}"},
-        )
-    return value
 
 
 def _parse_iso(value: object) -> float | None:

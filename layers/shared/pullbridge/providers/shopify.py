@@ -6,8 +6,6 @@ event. The body is the record in the REST Admin API's representation.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import re
@@ -22,7 +20,11 @@ from pullbridge.providers.base import (
     NormalizedEvent,
     PullSource,
     WebhookRequest,
+    base64_sha256_digest,
+    credential,
+    hmac_keys,
     parse_json_body,
+    payload_header,
 )
 
 if TYPE_CHECKING:  # httpx stays off the webhook path's imports
@@ -60,26 +62,6 @@ DEFAULT_API_VERSION = "2024-10"
 _API_VERSION = re.compile(r"^(\d{4}-\d{2}|unstable)$")
 
 
-def _parse_signature_header(header: str) -> bytes:
-    try:
-        digest = base64.b64decode(header.strip(), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise SignatureInvalid("X-Shopify-Hmac-Sha256 is not base64", key="malformed_signature") from exc
-    if len(digest) != hashlib.sha256().digest_size:
-        raise SignatureInvalid("X-Shopify-Hmac-Sha256 is not a SHA-256 digest", key="malformed_signature")
-    return digest
-
-
-def _hmac_keys(secrets: Sequence[str]) -> Iterator[bytes]:
-    # An empty key would let anyone sign, so it never counts as a secret.
-    for secret in secrets:
-        if secret:
-            try:
-                yield secret.encode()
-            except UnicodeEncodeError:
-                continue
-
-
 class Shopify:
     name: ClassVar[str] = "shopify"
     collections: ClassVar[frozenset[str]] = frozenset(ACTION_BY_TOPIC)
@@ -102,15 +84,15 @@ class Shopify:
     def verify(
         self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float
     ) -> None:
-        candidate = _parse_signature_header(request.require_header(SIGNATURE_HEADER))
-        for key in _hmac_keys(secrets):
+        candidate = base64_sha256_digest(request.require_header(SIGNATURE_HEADER), SIGNATURE_HEADER)
+        for key in hmac_keys(secrets):
             if hmac.compare_digest(hmac.new(key, request.body, hashlib.sha256).digest(), candidate):
                 return
         raise SignatureInvalid("X-Shopify-Hmac-Sha256 matches no active secret")
 
     def normalize(self, request: WebhookRequest, settings: Mapping[str, Any]) -> list[NormalizedEvent]:
-        topic = _required_header(request, TOPIC_HEADER)
-        delivery_id = _required_header(request, DELIVERY_HEADER)
+        topic = payload_header(request, TOPIC_HEADER, "Shopify")
+        delivery_id = payload_header(request, DELIVERY_HEADER, "Shopify")
         try:
             payload = parse_json_body(request.body)
         except RecursionError as exc:  # json raises it for deeply nested input; base does not catch it yet
@@ -150,7 +132,7 @@ class Shopify:
                 data={"field": "api_base_url"},
             )
         base = source.base_url.rstrip("/")
-        headers = {"X-Shopify-Access-Token": _credential(source, "access_token")}
+        headers = {"X-Shopify-Access-Token": credential(source, "access_token")}
         url: str | None
         params: dict[str, str] | None
         if checkpoint is None:
@@ -191,25 +173,6 @@ def _api_version(settings: Mapping[str, Any]) -> str:
             data={"field": "settings.api_version"},
         )
     return version
-
-
-def _credential(source: PullSource, name: str) -> str:
-    value = source.credentials.get(name)
-    if not isinstance(value, str) or not value or not value.isascii() or not value.isprintable():
-        raise PullFailed(
-            "bad_request",
-            f"the connection's credentials need a printable ASCII {name!r}",
-            key="missing_credentials",
-            data={"field": f"credentials.{name}"},
-        )
-    return value
-
-
-def _required_header(request: WebhookRequest, name: str) -> str:
-    value = request.header(name)
-    if not value:
-        raise MalformedPayload(f"a Shopify delivery carries a {name} header", key="missing_header")
-    return value
 
 
 def _record_id(value: object) -> str | None:

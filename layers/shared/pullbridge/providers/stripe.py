@@ -20,6 +20,8 @@ from pullbridge.providers.base import (
     PullSource,
     WebhookRequest,
     action_from_type,
+    credential,
+    hmac_keys,
     parse_json_body,
 )
 
@@ -67,16 +69,6 @@ def _parse_signature_header(header: str) -> tuple[int, list[bytes]]:
     return int(timestamps[0]), candidates
 
 
-def _hmac_keys(secrets: Sequence[str]) -> Iterator[bytes]:
-    # An empty key would let anyone sign, so it never counts as a secret.
-    for secret in secrets:
-        if secret:
-            try:
-                yield secret.encode()
-            except UnicodeEncodeError:
-                continue
-
-
 class Stripe:
     name: ClassVar[str] = "stripe"
     collections: ClassVar[frozenset[str]] = frozenset(COLLECTION_BY_OBJECT_TYPE.values())
@@ -104,7 +96,7 @@ class Stripe:
                 "Stripe-Signature t= is outside the 300 s tolerance", key="stale_timestamp"
             )
         signed = f"{timestamp}.".encode() + request.body
-        for key in _hmac_keys(secrets):
+        for key in hmac_keys(secrets):
             expected = hmac.new(key, signed, hashlib.sha256).digest()
             # Every candidate is compared, so timing does not reveal which one matched.
             if any(hmac.compare_digest(expected, candidate) for candidate in candidates):
@@ -151,7 +143,7 @@ class Stripe:
         if not source.base_url:
             raise PullFailed("bad_request", "the connection has no api_base_url", key="missing_base_url")
         url = f"{source.base_url.rstrip('/')}/v1/{source.collection}"
-        headers = {"Authorization": f"Bearer {_credential(source, 'api_key')}"}
+        headers = {"Authorization": f"Bearer {credential(source, 'api_key')}"}
         api_version = source.settings.get("api_version")
         if isinstance(api_version, str) and api_version:
             headers["Stripe-Version"] = api_version
@@ -168,18 +160,6 @@ class Stripe:
             yield ListPage(records=records, next_checkpoint=starting_after)
             if starting_after is None:
                 return
-
-
-def _credential(source: PullSource, name: str) -> str:
-    value = source.credentials.get(name)
-    if not isinstance(value, str) or not value or not value.isascii() or not value.isprintable():
-        raise PullFailed(
-            "bad_request",
-            f"the connection's credentials need a printable ASCII {name!r}",
-            key="missing_credentials",
-            data={"field": f"credentials.{name}"},
-        )
-    return value
 
 
 def _list_page(body: Any, url: str) -> tuple[list[ListedRecord], bool]:
