@@ -34,7 +34,7 @@ os.environ.update(
 
 @pytest.fixture(scope="session")
 def dynamodb_server() -> Iterator[EmbeddedDynamoDB]:
-    with EmbeddedDynamoDB() as server:
+    with EmbeddedDynamoDB(isolated=True) as server:
         yield server
 
 

@@ -1,5 +1,7 @@
-from pullbridge_local.cli import main
+"""`python -m pullbridge_local` (what `make dev` runs): the local stack, as `pullbridge dev`."""
+
+from pullbridge_local.cli import run_dev
 
 # Guarded: the functions' worker processes are spawned, and a spawned process imports this module again.
 if __name__ == "__main__":
-    main()
+    run_dev()

@@ -1,25 +1,444 @@
-"""`make dev` (`python -m pullbridge_local`, or the `pullbridge` script): serves the stack until Ctrl-C.
+"""The `pullbridge` command: the API from a terminal, the deploy key bootstrap and the local stack.
 
-Configured by the environment: `PORT` (default 3000), `PULLBRIDGE_API_KEY`, `DYNAMODB_ENDPOINT` (an
-external DynamoDB-compatible server instead of the embedded one) and `CURSOR_SECRET`.
+    pullbridge events tail --follow            # PULLBRIDGE_URL, PULLBRIDGE_API_KEY from the environment
+    pullbridge pulls list --status error
+    pullbridge keys create --tenant acme       # on a deployed stack, with your AWS credentials
+    pullbridge dev                             # `make dev`: the whole stack on http://127.0.0.1:3000
+
+`pullbridge dev` (and `python -m pullbridge_local`) is configured by the environment: `PORT` (default 3000),
+`PULLBRIDGE_API_KEY`, `DYNAMODB_ENDPOINT` (an external DynamoDB-compatible server instead of the embedded
+one) and `CURSOR_SECRET`. Heavy imports (the local stack, boto3) happen only in the commands that use them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
-from pullbridge_local.quickstart import banner, create_standard_connection
-from pullbridge_local.server import LocalStack
+import click
+import httpx
+
+from pullbridge import __version__
+from pullbridge.client import Client, Event, PullbridgeAPIError, ResumeError
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_NOT_FOUND = 4
+EXIT_CONFLICT = 5
+EXIT_INTERRUPTED = 130
+
+EPILOG = """\b
+Exit codes:
+  0    success
+  1    any other error: server error, network, rate limit, expired cursor (410)
+  2    usage: bad options, or a request the API refused as invalid (400)
+  3    authentication: missing or wrong API key (401)
+  4    not found (404)
+  5    conflict (409), e.g. a pull already running
+  130  interrupted (Ctrl-C)
+"""
+
+
+class CommandFailed(click.ClickException):
+    """A one-line `Error: ...` on stderr and exit code 1; never a traceback."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+
+class UsageFailed(CommandFailed):
+    exit_code = EXIT_USAGE
+
+
+class AuthFailed(CommandFailed):
+    exit_code = EXIT_AUTH
+
+
+class NotFoundFailed(CommandFailed):
+    exit_code = EXIT_NOT_FOUND
+
+
+class ConflictFailed(CommandFailed):
+    exit_code = EXIT_CONFLICT
+
+
+_FAILURE_OF_STATUS: dict[int, type[CommandFailed]] = {
+    400: UsageFailed,
+    422: UsageFailed,
+    401: AuthFailed,
+    403: AuthFailed,
+    404: NotFoundFailed,
+    409: ConflictFailed,
+}
+
+
+@dataclass
+class Config:
+    url: str
+    api_key: str | None
+
+    def client(self) -> Client:
+        if not self.api_key:
+            raise click.UsageError("no API key: pass --api-key or set PULLBRIDGE_API_KEY")
+        # Fewer retries than the library's default: a person is waiting (about 3 s at most).
+        return Client(self.url, self.api_key, max_retries=3)
+
+
+def _failure(exc: Exception, url: str) -> CommandFailed:
+    if isinstance(exc, PullbridgeAPIError):
+        message = f"{exc.message} ({exc.error_type}, HTTP {exc.status_code})"
+        if exc.status_code in (401, 403):
+            message += ": check --api-key / PULLBRIDGE_API_KEY"
+        pull_id = exc.data.get("pull_id")
+        if isinstance(pull_id, str) and pull_id not in message:
+            message += f": pull {pull_id}"
+        return _FAILURE_OF_STATUS.get(exc.status_code, CommandFailed)(message)
+    if isinstance(exc, ResumeError):
+        return UsageFailed(f"--cursor: {exc}")
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return UsageFailed(f"invalid --url {url!r}: {exc}")
+    if isinstance(exc, httpx.TimeoutException):
+        return CommandFailed(f"{url} did not answer in time ({type(exc).__name__})")
+    return CommandFailed(f"cannot reach {url}: {exc or type(exc).__name__}")
+
+
+_HANDLED = (PullbridgeAPIError, ResumeError, httpx.HTTPError, httpx.InvalidURL)
+
+
+@contextmanager
+def _reported(config: Config) -> Iterator[None]:
+    try:
+        yield
+    except _HANDLED as exc:
+        raise _failure(exc, config.url) from None
+
+
+def _key_values(_: click.Context, parameter: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in values:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            raise click.BadParameter(f"{item!r} is not key=value", param=parameter)
+        pairs[key] = value
+    return pairs
+
+
+def _setting_value(text: str) -> Any:
+    """A setting's value: JSON when it parses (numbers, objects like rate_limit), else the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+
+
+# --- the group -------------------------------------------------------------------------------------
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--url",
+    envvar="PULLBRIDGE_URL",
+    default="http://127.0.0.1:3000",
+    show_default=True,
+    show_envvar=True,
+    help="The API's base URL.",
+)
+@click.option("--api-key", envvar="PULLBRIDGE_API_KEY", show_envvar=True, help="The tenant's API key.")
+@click.version_option(__version__, prog_name="pullbridge")
+@click.pass_context
+def cli(context: click.Context, url: str, api_key: str | None) -> None:
+    """pullbridge: provider webhooks in, a cursor-paged pull API out."""
+    context.obj = Config(url, api_key)
+
+
+def main() -> None:
+    """The `pullbridge` console script."""
+    cli(prog_name="pullbridge")
+
+
+# --- events ----------------------------------------------------------------------------------------
+
+
+@cli.group(epilog=EPILOG)
+def events() -> None:
+    """Read the event log."""
+
+
+def _event_line(event: Event) -> str:
+    return "  ".join((event.received_at, event.type, event.id, event.connection_id, event.record_id or "-"))
+
+
+@events.command("tail", epilog=EPILOG)
+@click.option("--follow", "-f", is_flag=True, help="Keep waiting for new events (long polling) until Ctrl-C.")
+@click.option("--connection", "connection_id", metavar="ID", help="Only this connection's events.")
+@click.option("--provider", help="Only this provider's events.")
+@click.option("--collection", help="Only this collection's events.")
+@click.option("--type", "event_type", metavar="T", help="Only events of this type.")
+@click.option("--source", type=click.Choice(["webhook", "pull"]), help="Only webhook or pull events.")
+@click.option("--cursor", metavar="C", help="Resume after this cursor (as printed on exit).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def events_tail(
+    config: Config,
+    follow: bool,
+    connection_id: str | None,
+    provider: str | None,
+    collection: str | None,
+    event_type: str | None,
+    source: str | None,
+    cursor: str | None,
+    as_json: bool,
+) -> None:
+    """Print the events after --cursor (from the start without one), oldest first, each exactly once.
+
+    One line per event: received time, type, id, connection, record id (or JSON lines with --json).
+    On exit (end of the log, an error or Ctrl-C) the cursor to resume from is printed to stderr as
+    `resume with: --cursor C`: passing it back continues with the next event, nothing repeated.
+    """
+    client = config.client()
+    stream = client.iter_events(
+        cursor,
+        follow,
+        connection_id=connection_id,
+        provider=provider,
+        collection=collection,
+        type=event_type,
+        source=source,
+    )
+    resume = cursor
+    exit_code = 0
+    failure: CommandFailed | None = None
+    try:
+        for event in stream:
+            click.echo(event.model_dump_json() if as_json else _event_line(event))
+            resume = stream.cursor
+        resume = stream.cursor
+    except KeyboardInterrupt:
+        exit_code = EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `| head`: the reader is gone; what it read is what was printed
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (so the interpreter's final flush is silent)
+        exit_code = EXIT_ERROR
+    except _HANDLED as exc:
+        failure = _failure(exc, config.url)
+        exit_code = failure.exit_code
+    finally:
+        stream.close()
+        client.close()
+    if failure is not None:
+        failure.show()
+    if resume:
+        click.echo(f"resume with: --cursor {resume}", err=True)
+    if exit_code:
+        raise click.exceptions.Exit(exit_code)
+
+
+# --- pulls -----------------------------------------------------------------------------------------
+
+
+@cli.group(epilog=EPILOG)
+def pulls() -> None:
+    """External event pulls: full scans of providers' list APIs."""
+
+
+def _pull_line(pull: dict[str, Any]) -> str:
+    stats = pull.get("stats") or {}
+    counts = f"+{stats.get('created', 0)} ~{stats.get('updated', 0)} -{stats.get('deleted', 0)}"
+    error = pull.get("error") or {}
+    fields = [
+        str(pull.get("start_datetime")),
+        str(pull.get("status")),
+        str(pull.get("id")),
+        str(pull.get("external_event_subscription_id")),
+        f"{pull.get('provider')}/{pull.get('collection')}",
+        counts,
+    ]
+    if error:
+        fields.append(f"{error.get('type')}: {error.get('message')}")
+    return "  ".join(fields)
+
+
+@pulls.command("list", epilog=EPILOG)
+@click.option(
+    "--status",
+    type=click.Choice(["queued", "running", "success", "error"]),
+    help="Only pulls in this status.",
+)
+@click.option("--subscription", "subscription_id", metavar="ID", help="Only this subscription's pulls.")
+@click.option("--connection", "connection_id", metavar="ID", help="Only this connection's pulls.")
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="At most this many.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def pulls_list(
+    config: Config,
+    status: str | None,
+    subscription_id: str | None,
+    connection_id: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List pull records, newest first: start, status, id, subscription, collection, +created ~updated
+    -deleted, and the error of a failed one."""
+    with config.client() as client, _reported(config):
+        records = client.iter_pulls(
+            status, subscription_id, connection_id=connection_id, limit=min(limit, 1000)
+        )
+        for count, pull in enumerate(records, start=1):
+            if as_json:
+                _echo_json(pull)
+            else:
+                click.echo(_pull_line(pull))
+            if count >= limit:
+                break
+
+
+@pulls.command("trigger", epilog=EPILOG)
+@click.argument("subscription_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the pull record as JSON.")
+@click.pass_obj
+def pulls_trigger(config: Config, subscription_id: str, as_json: bool) -> None:
+    """Start a full scan of SUBSCRIPTION_ID now. Exit code 5 if one is already running."""
+    with config.client() as client, _reported(config):
+        pull = client.trigger_pull(subscription_id)
+    if as_json:
+        _echo_json(pull)
+    else:
+        click.echo(_pull_line(pull))
+
+
+# --- connections -----------------------------------------------------------------------------------
+
+
+@cli.group(epilog=EPILOG)
+def connections() -> None:
+    """Provider accounts: their webhook URLs, secrets and credentials."""
+
+
+def _connection_line(connection: dict[str, Any]) -> str:
+    return "  ".join(
+        str(connection.get(field)) for field in ("id", "provider", "name", "webhook_url", "created_at")
+    )
+
+
+@connections.command("create", epilog=EPILOG)
+@click.option("--provider", required=True, help="stripe, github, shopify, hubspot, standard or generic.")
+@click.option("--name", required=True, help="A name for the connection.")
+@click.option("--secret", "secrets", multiple=True, metavar="S", help="A webhook secret (repeatable).")
+@click.option(
+    "--credential", multiple=True, metavar="K=V", callback=_key_values, help="An API credential (repeatable)."
+)
+@click.option("--api-base-url", metavar="U", help="The provider API's base URL, for pulls.")
+@click.option(
+    "--setting",
+    multiple=True,
+    metavar="K=V",
+    callback=_key_values,
+    help="A setting (repeatable); V is parsed as JSON when it can be.",
+)
+@click.option("--metadata", multiple=True, metavar="K=V", callback=_key_values, help="Metadata (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the connection as JSON.")
+@click.pass_obj
+def connections_create(
+    config: Config,
+    provider: str,
+    name: str,
+    secrets: tuple[str, ...],
+    credential: dict[str, str],
+    api_base_url: str | None,
+    setting: dict[str, str],
+    metadata: dict[str, str],
+    as_json: bool,
+) -> None:
+    """Create a connection and print it (id, provider, name, webhook URL). Secrets are never printed."""
+    with config.client() as client, _reported(config):
+        connection = client.create_connection(
+            provider,
+            name,
+            webhook_secrets=list(secrets),
+            credentials=credential,
+            api_base_url=api_base_url,
+            settings={key: _setting_value(value) for key, value in setting.items()},
+            metadata=metadata,
+        )
+    if as_json:
+        _echo_json(connection)
+    else:
+        click.echo(_connection_line(connection))
+
+
+@connections.command("list", epilog=EPILOG)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_obj
+def connections_list(config: Config, as_json: bool) -> None:
+    """List the active connections, newest first: id, provider, name, webhook URL, created."""
+    with config.client() as client, _reported(config):
+        for connection in client.iter_connections():
+            if as_json:
+                _echo_json(connection)
+            else:
+                click.echo(_connection_line(connection))
+
+
+# --- keys (deploy bootstrap) -----------------------------------------------------------------------
+
+
+@cli.group("keys", epilog=EPILOG)
+def keys_group() -> None:
+    """API keys of a deployed stack, made with your own AWS credentials (not the API)."""
+
+
+@keys_group.command("create", epilog=EPILOG)
+@click.option("--tenant", required=True, help="The tenant id, e.g. acme (created if new).")
+@click.option("--name", default="default", show_default=True, help="A label for the key.")
+@click.option("--stack-name", default="pullbridge", show_default=True, help="The deployed stack.")
+@click.option("--events-table", help="Skip the stack lookup: the EventsTable name.")
+@click.option("--control-table", help="Skip the stack lookup: the ControlTable name.")
+def keys_create(
+    tenant: str, name: str, stack_name: str, events_table: str | None, control_table: str | None
+) -> None:
+    """Create a tenant (if new) and a new API key, printed once and stored only as a hash.
+
+    The same as `python -m pullbridge_local.keys create`. The tables are found from the stack's outputs.
+    """
+    from pullbridge_local import keys
+
+    try:
+        key = keys.create_key(
+            tenant,
+            name=name,
+            stack_name=stack_name,
+            events_table=events_table,
+            control_table=control_table,
+        )
+    except keys.KeyBootstrapError as exc:
+        raise CommandFailed(str(exc)) from None
+    click.echo(keys.announcement(tenant, key))
+
+
+# --- dev (the local stack) -------------------------------------------------------------------------
 
 
 def _environment(name: str) -> str | None:
     return os.environ.get(name) or None
 
 
-def main() -> None:
+def run_dev() -> None:
+    """Serves the whole stack until Ctrl-C or SIGTERM (`make dev`, `python -m pullbridge_local`)."""
+    from pullbridge_local.quickstart import banner, create_standard_connection
+    from pullbridge_local.server import LocalStack
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # The stack logs every request itself; httpx would log the demo connection's request a second time.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -43,3 +462,10 @@ def main() -> None:
             threading.Event().wait()
     except KeyboardInterrupt:
         print("pullbridge stopped")
+
+
+@cli.command(epilog=EPILOG)
+def dev() -> None:
+    """Serve the whole stack locally, as `make dev` does (PORT, PULLBRIDGE_API_KEY, DYNAMODB_ENDPOINT,
+    CURSOR_SECRET from the environment)."""
+    run_dev()

@@ -190,7 +190,7 @@ class LocalStack:
     def _start(self) -> None:
         template = load_template(self._template_path)
         if not self._external_dynamodb_endpoint:
-            self._embedded_dynamodb = EmbeddedDynamoDB()
+            self._embedded_dynamodb = EmbeddedDynamoDB(isolated=True)
             self._embedded_dynamodb.start()
         client = dynamodb_client(self.dynamodb_endpoint)
         table_names = create_tables(client, template)

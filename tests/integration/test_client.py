@@ -1,0 +1,666 @@
+"""The Python client (`pullbridge.client`) against an in-memory API on httpx.MockTransport."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from pullbridge.client import (
+    BadRequest,
+    Client,
+    Conflict,
+    Event,
+    Gone,
+    NotFound,
+    PayloadTooLarge,
+    PullbridgeAPIError,
+    RateLimited,
+    ResumeError,
+    ServerError,
+    Unauthorized,
+)
+from tests.support import REPO_ROOT
+
+BASE_URL = "https://pullbridge.test"
+API_KEY = "pb_test_key"
+
+
+def _error(status: int, error_type: str, message: str, key: str = "k", **data: Any) -> httpx.Response:
+    body = {"error": {"type": error_type, "message": message, "key": key, "data": data}}
+    return httpx.Response(status, json=body)
+
+
+def _event(position: int, event_type: str = "invoice.paid") -> dict[str, Any]:
+    return {
+        "id": f"evt_{position:04d}",
+        "connection_id": "conn_1",
+        "provider": "standard",
+        "collection": None,
+        "type": event_type,
+        "action": None,
+        "record_id": f"inv_{position}",
+        "source": "webhook",
+        "pull_id": None,
+        "occurred_at": None,
+        "received_at": f"2026-01-01T00:00:{position % 60:02d}Z",
+        "data": {"n": position},
+    }
+
+
+class FakeApi:
+    """`GET /events` over an in-memory log with cursors `c<position>`, plus whatever `routes` answer."""
+
+    def __init__(self, events: int = 0) -> None:
+        self.log: list[dict[str, Any]] = []
+        self.requests: list[httpx.Request] = []
+        self.on_empty_page: Callable[[], None] | None = None
+        self.routes: dict[tuple[str, str], Callable[[httpx.Request], httpx.Response]] = {}
+        for _ in range(events):
+            self.append()
+
+    def append(self, event_type: str = "invoice.paid") -> None:
+        self.log.append(_event(len(self.log) + 1, event_type))
+
+    @property
+    def event_requests(self) -> list[httpx.Request]:
+        return [request for request in self.requests if request.url.path == "/events"]
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if request.headers.get("authorization") != f"Bearer {API_KEY}":
+            return _error(401, "unauthorized", "invalid API key", "invalid_api_key")
+        route = self.routes.get((request.method, request.url.path))
+        if route is not None:
+            return route(request)
+        if (request.method, request.url.path) == ("GET", "/events"):
+            return self._events(request)
+        return _error(404, "not_found", "no route", "no_route")
+
+    def _events(self, request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        cursor = params.get("cursor")
+        if cursor is not None and not cursor.startswith("c"):
+            return _error(400, "bad_request", "invalid cursor", "invalid_cursor", field="cursor")
+        position = int(cursor[1:]) if cursor else 0
+        limit = int(params.get("limit", "100"))
+        wanted = params.get("type")
+        after = [(index, e) for index, e in enumerate(self.log, 1) if index > position]
+        if not after and self.on_empty_page is not None:
+            self.on_empty_page()
+            after = [(index, e) for index, e in enumerate(self.log, 1) if index > position]
+        matching = [(index, e) for index, e in after if wanted is None or e["type"] == wanted]
+        page = matching[:limit]
+        next_position = page[-1][0] if page else (after[-1][0] if after else position)
+        body = {
+            "data": [event for _, event in page],
+            "next_cursor": f"c{next_position}",
+            "has_more": len(matching) > limit,
+        }
+        return httpx.Response(200, json=body)
+
+
+@pytest.fixture
+def api() -> FakeApi:
+    return FakeApi()
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def client(api: FakeApi, sleeps: list[float]) -> Iterator[Client]:
+    http = httpx.Client(transport=httpx.MockTransport(api))
+    with http, Client(BASE_URL, API_KEY, http=http, sleep=sleeps.append) as pullbridge:
+        yield pullbridge
+
+
+def _ids(events: Iterator[Event] | list[Event]) -> list[str]:
+    return [event.id for event in events]
+
+
+def _scripted(*responses: httpx.Response | Exception) -> Callable[[httpx.Request], httpx.Response]:
+    """A route answering with each response in turn (an exception is raised as a transport failure)."""
+    remaining = list(responses)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        response = remaining.pop(0)
+        if isinstance(response, Exception):
+            raise response
+        return response
+
+    return answer
+
+
+# --- retries ---------------------------------------------------------------------------------------
+
+
+def test_a_429_is_retried_after_its_retry_after(api: FakeApi, client: Client, sleeps: list[float]) -> None:
+    limited = httpx.Response(
+        429, headers={"retry-after": "7"}, json={"error": {"type": "rate_limited", "message": "slow down"}}
+    )
+    api.routes["GET", "/connections/conn_1"] = _scripted(
+        limited, limited, httpx.Response(200, json={"id": "conn_1"})
+    )
+
+    assert client.get_connection("conn_1") == {"id": "conn_1"}
+    assert sleeps == [7.0, 7.0]
+    assert len(api.requests) == 3
+
+
+def test_a_5xx_is_retried_with_exponential_backoff(api: FakeApi, client: Client, sleeps: list[float]) -> None:
+    api.routes["GET", "/external-event-pulls/pull_1"] = _scripted(
+        _error(503, "internal", "storage unavailable"),
+        httpx.Response(502, text="<html>Bad Gateway</html>"),
+        httpx.Response(200, json={"id": "pull_1", "status": "success"}),
+    )
+
+    assert client.get_pull("pull_1")["status"] == "success"
+    assert len(sleeps) == 2
+    assert 0.25 <= sleeps[0] <= 0.5  # backoff 0.5 s, jittered in its upper half
+    assert 0.5 <= sleeps[1] <= 1.0
+
+
+def test_transport_errors_are_retried(api: FakeApi, client: Client, sleeps: list[float]) -> None:
+    api.routes["GET", "/connections/conn_1"] = _scripted(
+        httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.Response(200, json={"id": "conn_1"})
+    )
+
+    assert client.get_connection("conn_1") == {"id": "conn_1"}
+    assert len(sleeps) == 2
+
+
+def test_retries_are_bounded_and_the_last_error_is_raised(
+    api: FakeApi, client: Client, sleeps: list[float]
+) -> None:
+    api.routes["GET", "/connections/conn_1"] = lambda _: _error(500, "internal", "boom", "internal")
+
+    with pytest.raises(ServerError) as raised:
+        client.get_connection("conn_1")
+
+    assert len(api.requests) == 1 + client.max_retries
+    assert len(sleeps) == client.max_retries
+    assert raised.value.error == {"type": "internal", "message": "boom", "key": "internal", "data": {}}
+    assert max(sleeps) <= client.max_backoff
+
+
+def test_transport_errors_are_raised_once_retries_are_spent(api: FakeApi, client: Client) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    api.routes["GET", "/connections/conn_1"] = refuse
+
+    with pytest.raises(httpx.ConnectError):
+        client.get_connection("conn_1")
+    assert len(api.requests) == 1 + client.max_retries
+
+
+def test_a_post_is_not_repeated_after_a_5xx_or_a_lost_answer(
+    api: FakeApi, client: Client, sleeps: list[float]
+) -> None:
+    api.routes["POST", "/connections"] = _scripted(_error(503, "internal", "unavailable"))
+    with pytest.raises(ServerError):
+        client.create_connection("standard", "billing")
+
+    api.routes["POST", "/connections"] = _scripted(httpx.ReadTimeout("no answer"))
+    with pytest.raises(httpx.ReadTimeout):
+        client.create_connection("standard", "billing")
+
+    assert len(api.requests) == 2
+    assert sleeps == []
+
+
+def test_a_post_is_retried_after_a_429_or_a_refused_connection(
+    api: FakeApi, client: Client, sleeps: list[float]
+) -> None:
+    api.routes["POST", "/connections"] = _scripted(
+        httpx.Response(429, headers={"retry-after": "2"}),
+        httpx.ConnectError("refused"),
+        httpx.Response(201, json={"id": "conn_9"}),
+    )
+
+    assert client.create_connection("standard", "billing")["id"] == "conn_9"
+    assert sleeps[0] == 2.0
+    assert len(sleeps) == 2
+
+
+def test_a_retry_after_longer_than_the_client_waits_is_raised_at_once(
+    api: FakeApi, client: Client, sleeps: list[float]
+) -> None:
+    api.routes["GET", "/connections/conn_1"] = lambda _: httpx.Response(
+        429, headers={"retry-after": "3600"}, json={"error": {"type": "rate_limited", "message": "later"}}
+    )
+
+    with pytest.raises(RateLimited) as raised:
+        client.get_connection("conn_1")
+
+    assert raised.value.retry_after == 3600.0
+    assert sleeps == []
+    assert len(api.requests) == 1
+
+
+def test_an_http_date_retry_after_is_honoured(api: FakeApi, client: Client, sleeps: list[float]) -> None:
+    api.routes["GET", "/connections/conn_1"] = _scripted(
+        httpx.Response(429, headers={"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}),
+        httpx.Response(200, json={"id": "conn_1"}),
+    )
+
+    client.get_connection("conn_1")
+
+    assert sleeps == [0.0]  # a date in the past: retry now
+
+
+# --- typed errors ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "expected"),
+    [
+        (400, "bad_request", BadRequest),
+        (401, "unauthorized", Unauthorized),
+        (404, "not_found", NotFound),
+        (409, "conflict", Conflict),
+        (410, "gone", Gone),
+        (413, "payload_too_large", PayloadTooLarge),
+        (418, "teapot", PullbridgeAPIError),
+    ],
+)
+def test_errors_are_typed_and_carry_the_error_object(
+    api: FakeApi, client: Client, status: int, error_type: str, expected: type[PullbridgeAPIError]
+) -> None:
+    api.routes["GET", "/connections/conn_1"] = lambda _: _error(
+        status, error_type, "what went wrong", "the_key", field="name"
+    )
+
+    with pytest.raises(expected) as raised:
+        client.get_connection("conn_1")
+
+    error = raised.value
+    assert type(error) is expected
+    assert (error.status_code, error.error_type, error.message, error.key) == (
+        status,
+        error_type,
+        "what went wrong",
+        "the_key",
+    )
+    assert error.data == {"field": "name"}
+    assert error.error == {
+        "type": error_type,
+        "message": "what went wrong",
+        "key": "the_key",
+        "data": {"field": "name"},
+    }
+    assert str(status) in str(error)
+
+
+def test_a_wrong_key_is_unauthorized(api: FakeApi, sleeps: list[float]) -> None:
+    with (
+        httpx.Client(transport=httpx.MockTransport(api)) as http,
+        Client(BASE_URL, "wrong", http=http, sleep=sleeps.append) as client,
+        pytest.raises(Unauthorized) as raised,
+    ):
+        list(client.iter_events())
+
+    assert raised.value.key == "invalid_api_key"
+    assert sleeps == []
+
+
+def test_a_running_pull_is_a_conflict_naming_it(api: FakeApi, client: Client) -> None:
+    api.routes["POST", "/external-event-subscriptions/sub_1/pull"] = lambda _: _error(
+        409, "conflict", "a pull is already running", "pull_running", pull_id="pull_7"
+    )
+
+    with pytest.raises(Conflict) as raised:
+        client.trigger_pull("sub_1")
+
+    assert raised.value.pull_id == "pull_7"
+
+
+def test_an_error_that_is_not_the_apis_own_is_still_typed(api: FakeApi, client: Client) -> None:
+    api.routes["GET", "/connections"] = lambda _: httpx.Response(403, json={"message": "Forbidden"})
+    with pytest.raises(Unauthorized) as forbidden:
+        client.list_connections()
+    assert (forbidden.value.error_type, forbidden.value.message) == ("unauthorized", "Forbidden")
+
+    api.routes["GET", "/connections"] = lambda _: httpx.Response(504, text="<html>\nGateway\n</html>")
+    with pytest.raises(ServerError) as timeout:
+        client.list_connections()
+    assert timeout.value.error_type == "internal"
+    assert "\n" not in timeout.value.message
+
+
+def test_a_success_that_is_not_json_is_an_error(api: FakeApi, client: Client) -> None:
+    api.routes["GET", "/connections/conn_1"] = lambda _: httpx.Response(200, text="<html></html>")
+
+    with pytest.raises(PullbridgeAPIError) as raised:
+        client.get_connection("conn_1")
+
+    assert raised.value.error_type == "bad_response"
+
+
+# --- cursors ---------------------------------------------------------------------------------------
+
+
+def test_iter_events_follows_next_cursor_until_has_more_is_false(api: FakeApi, client: Client) -> None:
+    api.log = [_event(i) for i in range(1, 8)]
+
+    stream = client.iter_events(limit=3)
+    events = list(stream)
+
+    assert _ids(events) == [f"evt_{i:04d}" for i in range(1, 8)]
+    assert [r.url.params.get("cursor") for r in api.event_requests] == [None, "c3", "c6"]
+    assert all("wait" not in r.url.params for r in api.event_requests)  # no long poll without follow
+    assert stream.cursor == "c7"
+    assert events[0].data == {"n": 1}
+
+
+def test_a_stream_of_nothing_new_keeps_the_cursor(api: FakeApi, client: Client) -> None:
+    api.log = [_event(i) for i in range(1, 3)]
+
+    stream = client.iter_events("c2")
+
+    assert list(stream) == []
+    assert stream.cursor == "c2"
+
+
+@pytest.mark.parametrize("limit", [1, 3, 4, 100])
+def test_a_cursor_saved_after_any_event_resumes_exactly_once(
+    api: FakeApi, client: Client, limit: int
+) -> None:
+    api.log = [_event(i) for i in range(1, 10)]
+    everything = [f"evt_{i:04d}" for i in range(1, 10)]
+
+    for stop_after in range(len(everything) + 1):
+        stream = client.iter_events(limit=limit)
+        consumed: list[str] = []
+        saved = stream.cursor
+        for event in stream:
+            if len(consumed) == stop_after:
+                break
+            consumed.append(event.id)
+            saved = stream.cursor  # the pattern: save once the event is processed
+        stream.close()
+
+        resumed = list(client.iter_events(saved, limit=limit))
+
+        assert consumed + _ids(resumed) == everything, (limit, stop_after, saved)
+
+
+def test_resuming_twice_and_with_new_events_in_between_loses_and_repeats_nothing(
+    api: FakeApi, client: Client
+) -> None:
+    api.log = [_event(i) for i in range(1, 6)]
+    received: list[str] = []
+    cursor: str | None = None
+    for batch in (2, 1, 3):
+        stream = client.iter_events(cursor, limit=4)
+        for event in stream:
+            received.append(event.id)
+            cursor = stream.cursor
+            if len(received) % batch == 0:
+                break
+        api.append()  # a new event arrives while the consumer is away
+    received.extend(_ids(client.iter_events(cursor, limit=4)))
+
+    assert received == [f"evt_{i:04d}" for i in range(1, 9)]
+    assert len(set(received)) == len(received)
+
+
+def test_a_mid_page_cursor_is_a_plain_string_that_survives_storage(api: FakeApi, client: Client) -> None:
+    api.log = [_event(i) for i in range(1, 6)]
+    stream = client.iter_events(limit=5)
+    next(stream)
+    stored = json.loads(json.dumps({"cursor": stream.cursor}))["cursor"]
+
+    assert isinstance(stored, str)
+    assert _ids(client.iter_events(stored)) == [f"evt_{i:04d}" for i in range(2, 6)]
+
+
+def test_resume_with_a_larger_page_than_the_saved_one(api: FakeApi, client: Client) -> None:
+    api.log = [_event(i) for i in range(1, 10)]
+    stream = client.iter_events(limit=5)
+    for _ in range(3):
+        next(stream)
+
+    assert _ids(client.iter_events(stream.cursor, limit=2)) == [f"evt_{i:04d}" for i in range(4, 10)]
+
+
+def test_a_resume_cursor_of_another_stream_is_refused(api: FakeApi, client: Client) -> None:
+    api.log = [_event(1, "a"), _event(2, "a"), _event(3, "b"), _event(4, "b")]
+    stream = client.iter_events(limit=10, type="a")
+    next(stream)
+
+    with pytest.raises(ResumeError):
+        list(client.iter_events(stream.cursor, type="b"))
+    with pytest.raises(ResumeError):
+        list(client.iter_events("pbr1:not-base64-json"))
+
+
+def test_filters_are_sent(api: FakeApi, client: Client) -> None:
+    list(
+        client.iter_events(
+            connection_id="conn_1", provider="stripe", collection="customers", type="t", source="pull"
+        )
+    )
+
+    params = dict(api.event_requests[0].url.params)
+    assert params == {
+        "limit": "100",
+        "connection_id": "conn_1",
+        "provider": "stripe",
+        "collection": "customers",
+        "type": "t",
+        "source": "pull",
+    }
+
+
+def test_follow_long_polls_and_stops_when_the_caller_breaks(api: FakeApi, client: Client) -> None:
+    api.log = [_event(1)]
+    empty_polls = 0
+
+    def new_events_now_and_then() -> None:
+        nonlocal empty_polls
+        empty_polls += 1
+        if empty_polls % 2 == 0:  # one poll holds nothing, the next gets an event
+            api.append()
+
+    api.on_empty_page = new_events_now_and_then
+    stream = client.iter_events(follow=True, wait=20)
+
+    received: list[str] = []
+    for event in stream:
+        received.append(event.id)
+        if len(received) == 4:
+            break
+    requests_at_break = len(api.event_requests)
+
+    assert received == [f"evt_{i:04d}" for i in range(1, 5)]
+    assert {r.url.params["wait"] for r in api.event_requests} == {"20"}
+    assert [r.url.params.get("cursor") for r in api.event_requests][-1] == "c3"
+    assert stream.cursor == "c4"
+
+    stream.close()
+    assert list(stream) == []
+    assert len(api.event_requests) == requests_at_break  # nothing more was asked after the break
+
+
+def test_follow_without_long_polling_waits_between_empty_polls(
+    api: FakeApi, client: Client, sleeps: list[float]
+) -> None:
+    polls = 0
+
+    def arrive_on_third_poll() -> None:
+        nonlocal polls
+        polls += 1
+        if polls == 3:
+            api.append()
+
+    api.on_empty_page = arrive_on_third_poll
+    with client.iter_events(follow=True, wait=0) as stream:
+        first = next(stream)
+
+    assert first.id == "evt_0001"
+    assert sleeps == [1.0, 1.0]
+
+
+def test_a_follow_stream_in_a_with_block_is_closed_on_exit(api: FakeApi, client: Client) -> None:
+    api.log = [_event(1), _event(2)]
+    with client.iter_events(follow=True) as stream:
+        next(stream)
+    assert list(stream) == []
+
+
+def test_long_polls_get_a_read_timeout_longer_than_their_wait(api: FakeApi, sleeps: list[float]) -> None:
+    seen: list[Any] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return api(request)
+
+    with (
+        httpx.Client(transport=httpx.MockTransport(record)) as http,
+        Client(BASE_URL, API_KEY, http=http, timeout=5, sleep=sleeps.append) as client,
+    ):
+        client.list_events(wait=20)
+        client.list_events()
+
+    assert [timeout["read"] for timeout in seen] == [30, 5]
+
+
+def test_limit_is_checked_before_any_request(api: FakeApi, client: Client) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        client.iter_events(limit=0)
+    assert api.requests == []
+
+
+# --- resources -------------------------------------------------------------------------------------
+
+
+def test_get_event_returns_a_typed_event(api: FakeApi, client: Client) -> None:
+    api.routes["GET", "/events/evt_0001"] = lambda _: httpx.Response(200, json={**_event(1), "extra": 1})
+
+    event = client.get_event("evt_0001")
+
+    assert (event.id, event.type, event.record_id) == ("evt_0001", "invoice.paid", "inv_1")
+    assert event.model_dump()["extra"] == 1  # fields a newer server adds are kept
+
+
+def test_ids_are_escaped_in_paths(api: FakeApi, client: Client) -> None:
+    with pytest.raises(NotFound):
+        client.get_pull("../connections")
+    assert api.requests[0].url.raw_path == b"/external-event-pulls/..%2Fconnections"
+
+
+def test_iter_connections_follows_pages(api: FakeApi, client: Client) -> None:
+    pages = {
+        None: {"data": [{"id": "conn_3"}, {"id": "conn_2"}], "next_cursor": "n1", "has_more": True},
+        "n1": {"data": [{"id": "conn_1"}], "next_cursor": "n2", "has_more": False},
+    }
+    api.routes["GET", "/connections"] = lambda request: httpx.Response(
+        200, json=pages[request.url.params.get("cursor")]
+    )
+
+    assert [c["id"] for c in client.iter_connections(limit=2)] == ["conn_3", "conn_2", "conn_1"]
+    page = client.list_connections("n1")
+    assert (page.next_cursor, page.has_more) == ("n2", False)
+
+
+def test_iter_pulls_sends_the_contracts_filter_names(api: FakeApi, client: Client) -> None:
+    api.routes["GET", "/external-event-pulls"] = lambda _: httpx.Response(
+        200, json={"data": [{"id": "pull_1"}], "next_cursor": "x", "has_more": False}
+    )
+
+    pulls = list(client.iter_pulls("error", "sub_1", connection_id="conn_1", from_="2026-01-01T00:00:00Z"))
+
+    assert pulls == [{"id": "pull_1"}]
+    assert dict(api.requests[0].url.params) == {
+        "limit": "100",
+        "status": "error",
+        "external_event_subscription_id": "sub_1",
+        "connection_id": "conn_1",
+        "from": "2026-01-01T00:00:00Z",
+    }
+
+
+def test_create_connection_sends_only_what_is_given(api: FakeApi, client: Client) -> None:
+    api.routes["POST", "/connections"] = lambda request: httpx.Response(
+        201, json={"id": "conn_1", "sent": json.loads(request.content)}
+    )
+
+    created = client.create_connection(
+        "stripe", "billing", webhook_secrets=["whsec_x"], credentials={"api_key": "sk_test"}
+    )
+
+    assert created["sent"] == {
+        "provider": "stripe",
+        "name": "billing",
+        "webhook_secrets": ["whsec_x"],
+        "credentials": {"api_key": "sk_test"},
+    }
+
+
+def test_subscription_and_connection_helpers_use_the_contracts_routes(api: FakeApi, client: Client) -> None:
+    def echo(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        return httpx.Response(200, json={"method": request.method, "path": request.url.path, "body": body})
+
+    for route in [
+        ("PATCH", "/connections/conn_1"),
+        ("DELETE", "/connections/conn_1"),
+        ("POST", "/external-event-subscriptions"),
+        ("GET", "/external-event-subscriptions/sub_1"),
+        ("PATCH", "/external-event-subscriptions/sub_1"),
+        ("POST", "/external-event-subscriptions/sub_1/pull"),
+    ]:
+        api.routes[route] = echo
+    api.routes["DELETE", "/external-event-subscriptions/sub_1"] = lambda _: httpx.Response(204)
+    api.routes["GET", "/external-event-subscriptions"] = lambda _: httpx.Response(
+        200, json={"data": [{"id": "sub_1"}], "next_cursor": "s", "has_more": False}
+    )
+
+    assert client.update_connection("conn_1", name="renamed")["body"] == {"name": "renamed"}
+    assert client.archive_connection("conn_1")["method"] == "DELETE"
+    assert client.create_subscription("conn_1", "customers", backfill=False)["body"] == {
+        "connection_id": "conn_1",
+        "collection": "customers",
+        "backfill": False,
+    }
+    assert client.get_subscription("sub_1")["path"] == "/external-event-subscriptions/sub_1"
+    assert client.update_subscription("sub_1", status="paused")["body"] == {"status": "paused"}
+    assert client.trigger_pull("sub_1")["method"] == "POST"
+    assert client.delete_subscription("sub_1") is None
+    assert [s["id"] for s in client.iter_subscriptions()] == ["sub_1"]
+    assert client.list_subscriptions().next_cursor == "s"
+
+
+# --- the client's own resources ---------------------------------------------------------------------
+
+
+def test_the_client_closes_its_own_http_client_but_not_an_injected_one(api: FakeApi) -> None:
+    injected = httpx.Client(transport=httpx.MockTransport(api))
+    with Client(BASE_URL, API_KEY, http=injected):
+        pass
+    assert not injected.is_closed
+    injected.close()
+
+    own = Client(BASE_URL, API_KEY)
+    own.close()
+    assert own._http.is_closed
+
+
+def test_the_client_module_imports_no_boto3_and_no_server_module() -> None:
+    probe = "import json, sys, pullbridge.client; print(json.dumps(sorted(sys.modules)))"
+    output = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    modules = set(json.loads(output))
+
+    assert not {m for m in modules if m.split(".")[0] in {"boto3", "botocore", "aws_lambda_powertools"}}
+    assert {m for m in modules if m.startswith("pullbridge")} == {"pullbridge", "pullbridge.client"}
