@@ -427,6 +427,26 @@ def keys_create(
     click.echo(keys.announcement(tenant, key))
 
 
+@keys_group.command("revoke", epilog=EPILOG)
+@click.argument("key_or_hash")
+@click.option("--stack-name", default="pullbridge", show_default=True, help="The deployed stack.")
+@click.option("--events-table", help="Skip the stack lookup: the EventsTable name.")
+@click.option("--control-table", help="Skip the stack lookup: the ControlTable name.")
+def keys_revoke(
+    key_or_hash: str, stack_name: str, events_table: str | None, control_table: str | None
+) -> None:
+    """Revoke an API key, given the key or its SHA-256 hash. Calls with it get 401 from now on."""
+    from pullbridge_local import keys
+
+    try:
+        tenant = keys.revoke_key(
+            key_or_hash, stack_name=stack_name, events_table=events_table, control_table=control_table
+        )
+    except keys.KeyBootstrapError as exc:
+        raise CommandFailed(str(exc)) from None
+    click.echo(f"revoked an API key of tenant {tenant}")
+
+
 # --- dev (the local stack) -------------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from pullbridge.auth import issue_api_key
+from pullbridge.auth import issue_api_key, revoke_api_key
 from pullbridge.errors import PullbridgeError
 from pullbridge.settings import Settings
 from pullbridge.storage import Store, dynamodb_client
@@ -54,6 +54,20 @@ def find_tables(
         ) from None
 
 
+def _store(
+    stack_name: str, events_table: str | None, control_table: str | None, cloudformation: Any
+) -> Store:
+    events, control = find_tables(
+        stack_name, events_table=events_table, control_table=control_table, cloudformation=cloudformation
+    )
+    settings = Settings(
+        events_table=events,
+        control_table=control,
+        dynamodb_endpoint=os.environ.get("DYNAMODB_ENDPOINT") or None,
+    )
+    return Store(dynamodb_client(settings.dynamodb_endpoint), settings)
+
+
 def create_key(
     tenant: str,
     *,
@@ -65,15 +79,25 @@ def create_key(
 ) -> str:
     """Creates the tenant (if new) and a new API key for it; returns the key, which is stored hashed."""
     try:
-        events, control = find_tables(
-            stack_name, events_table=events_table, control_table=control_table, cloudformation=cloudformation
-        )
-        settings = Settings(
-            events_table=events,
-            control_table=control,
-            dynamodb_endpoint=os.environ.get("DYNAMODB_ENDPOINT") or None,
-        )
-        return issue_api_key(Store(dynamodb_client(settings.dynamodb_endpoint), settings), tenant, name=name)
+        store = _store(stack_name, events_table, control_table, cloudformation)
+        return issue_api_key(store, tenant, name=name)
+    except PullbridgeError as exc:
+        raise KeyBootstrapError(exc.message) from exc
+    except (BotoCoreError, ClientError) as exc:
+        raise KeyBootstrapError(" ".join(str(exc).split())) from exc
+
+
+def revoke_key(
+    key_or_hash: str,
+    *,
+    stack_name: str = DEFAULT_STACK_NAME,
+    events_table: str | None = None,
+    control_table: str | None = None,
+    cloudformation: Any = None,
+) -> str:
+    """Revokes a key (given itself or its SHA-256 hash) at once; returns its tenant."""
+    try:
+        return revoke_api_key(_store(stack_name, events_table, control_table, cloudformation), key_or_hash)
     except PullbridgeError as exc:
         raise KeyBootstrapError(exc.message) from exc
     except (BotoCoreError, ClientError) as exc:

@@ -44,3 +44,23 @@ def test_create_requires_a_tenant(capsys: pytest.CaptureFixture[str]) -> None:
         keys.main(["create"])
     assert exited.value.code == 2
     assert "--tenant" in capsys.readouterr().err
+
+
+def test_keys_revoke_stops_a_key_at_once(
+    settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from pullbridge.errors import Unauthorized
+    from pullbridge_local.cli import cli
+
+    monkeypatch.setenv("DYNAMODB_ENDPOINT", settings.dynamodb_endpoint or "")
+    tables = ["--events-table", settings.events_table, "--control-table", settings.control_table]
+    created = CliRunner().invoke(cli, ["keys", "create", "--tenant", "acme", *tables])
+    key = created.output.strip().splitlines()[-1]
+    revoked = CliRunner().invoke(cli, ["keys", "revoke", key, *tables])
+    assert revoked.exit_code == 0, revoked.output
+    with pytest.raises(Unauthorized):
+        authenticate(store, f"Bearer {key}")
+    again = CliRunner().invoke(cli, ["keys", "revoke", "pb_unknown_key_000000000000", *tables])
+    assert again.exit_code != 0
