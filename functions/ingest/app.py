@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -21,6 +22,8 @@ settings = load_settings()
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+# A tick or a rejection with nothing else to count is normal, not worth a warning in every log.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 store = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
 connections = ConnectionCache(store)
 app = APIGatewayHttpResolver()

@@ -4,6 +4,7 @@ pull at once. Wiring only; the work is `pullbridge.pulls.engine`."""
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import httpx
@@ -19,6 +20,8 @@ settings = load_settings()
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
+# A tick or a rejection with nothing else to count is normal, not worth a warning in every log.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 store = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
 http_client = httpx.Client(timeout=httpx.Timeout(20.0, connect=5.0), follow_redirects=False)
 engine = PullEngine(
