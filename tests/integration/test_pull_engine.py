@@ -316,3 +316,30 @@ def test_the_writes_of_an_unchanged_scan_do_not_grow_with_the_collection(
             )
         )
     assert writes[0] == writes[1]
+
+
+def test_a_pull_whose_subscription_is_deleted_mid_scan_ends_in_error(
+    store: Store,
+    settings: Settings,
+    upstream: ListApi,
+    connection: StoredConnection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pullbridge.pulls import service
+
+    for index in range(7):
+        upstream.put(f"r{index}")
+    subscription_id = _subscribe(store, connection)
+    monkeypatch.setattr(engine_module, "RENEW_EVERY_SECONDS", 0)  # renew the lease after every page
+    pages = upstream.list_pages
+
+    def delete_after_first_page(http: Any, source: PullSource, checkpoint: str | None) -> Iterator[ListPage]:
+        for number, page in enumerate(pages(http, source, checkpoint)):
+            yield page
+            if number == 0:
+                service.delete_subscription(store, TENANT, subscription_id)
+
+    monkeypatch.setattr(upstream, "list_pages", delete_after_first_page)
+    engine = PullEngine(store, settings, httpx.Client(), yield_margin_seconds=0)
+    pull = _scan(engine, store, subscription_id)
+    assert (pull.status, pull.error["key"]) == ("error", "subscription_deleted")

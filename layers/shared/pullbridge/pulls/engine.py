@@ -171,6 +171,10 @@ class PullEngine:
         try:
             finished = self._scan(run, deadline)
         except LeaseLost:
+            if load_subscription(self._store, subscription.id) is None:
+                # Deleted mid-scan: the pull ends here; another worker's lease would own it otherwise.
+                error = PullFailed("bad_request", "the subscription was deleted", key="subscription_deleted")
+                self._end_pull(pull, error.to_error_object())
             return pull.id
         except PullbridgeError as exc:
             self._finish(run, exc)
