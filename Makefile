@@ -27,7 +27,7 @@ export SAM_CLI_TELEMETRY := 0
 OFFLINE_AWS_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 	AWS_SESSION_TOKEN=testing
 
-.PHONY: help dev lint build unit integration e2e test clean distclean
+.PHONY: help dev lint build unit integration e2e test bench clean distclean
 
 help:
 	@sed -n '3,10s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
@@ -106,6 +106,10 @@ test: $(VENV_STAMP) lint build $(DYNALITE)
 	$(VENV)/bin/coverage erase
 	$(VENV)/bin/coverage run -m pytest tests $(PYTEST_ARGS)
 	$(VENV)/bin/coverage report
+
+# Not part of `make test`: the figures of docs/performance.md, one `name: value` line each on stdout.
+bench: $(VENV_STAMP)
+	@$(VENV)/bin/python -m tests.bench
 
 clean:
 	rm -rf .aws-sam htmlcov .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache .hypothesis

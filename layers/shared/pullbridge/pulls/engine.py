@@ -166,8 +166,9 @@ class PullEngine:
                 run, PullFailed("bad_request", "the connection is archived", key="connection_archived")
             )
             return pull.id
-        pull.status = "running"
-        save_pull(self._store, pull)
+        if pull.status != "running":  # a queued or resumed pull; a new one was saved running already
+            pull.status = "running"
+            save_pull(self._store, pull)
         try:
             finished = self._scan(run, deadline)
         except LeaseLost:

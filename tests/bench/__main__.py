@@ -1,0 +1,57 @@
+"""`python -m tests.bench [name ...]`: every benchmark, or the named ones (ingest, list, imports, scan,
+rss, freshness, exactly_once). Figures on stdout as `name: value`, progress on stderr."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+
+from tests.bench import (
+    bench_common,
+    bench_exactly_once,
+    bench_freshness,
+    bench_imports,
+    bench_ingest,
+    bench_list,
+    bench_scan,
+)
+from tests.bench.bench_common import Rig, log
+
+BENCHMARKS: dict[str, Callable[[Rig], None]] = {
+    "ingest": bench_ingest.run,
+    "list": bench_list.run,
+    "imports": bench_imports.run,
+    "scan": bench_scan.run,
+    "rss": bench_scan.run_rss,
+    "freshness": bench_freshness.run,
+    "exactly_once": bench_exactly_once.run,
+}
+
+
+def main(argv: list[str]) -> int:
+    unknown = [name for name in argv if name not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmarks {unknown}; choose from {list(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    # Only figures on stdout: the functions print their EMF metrics to it (as Lambda wants), and the
+    # local stack's worker processes inherit it, so descriptor 1 itself goes to /dev/null.
+    sys.stdout.flush()
+    bench_common.OUTPUT = os.fdopen(os.dup(1), "w", buffering=1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.close(null)
+    with Rig() as rig:
+        for name in argv or list(BENCHMARKS):
+            began = time.perf_counter()
+            log(f"{name}: start")
+            BENCHMARKS[name](rig)
+            log(f"{name}: {time.perf_counter() - began:.1f} s")
+    log(f"all done in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,188 @@
+"""What every benchmark shares: the embedded DynamoDB with the template's tables, the functions loaded
+as Lambda loads them, a botocore meter on a client, and the `name: value` output."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, TextIO
+
+import tests.conftest as test_environment  # the environment the tests run under (region, Powertools)
+from pullbridge.settings import Settings
+from pullbridge.storage import Store, dynamodb_client
+from pullbridge_local.dynamodb import EmbeddedDynamoDB
+from pullbridge_local.template import create_tables, load_template
+from tests.support import load_function
+
+CURSOR_SECRET = test_environment.CURSOR_SECRET
+TENANT = "t_bench"
+
+WRITE_OPERATIONS = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+
+
+OUTPUT: TextIO = sys.stdout
+"""Where the figures go. `python -m tests.bench` points it at the real stdout and sends file descriptor 1
+(the functions' EMF metrics and logs, here and in the local stack's worker processes) to /dev/null."""
+
+
+def log(message: str) -> None:
+    """Progress goes to stderr; stdout holds only the figures."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def figure(name: str, value: object) -> None:
+    if isinstance(value, float):
+        value = f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
+    print(f"{name}: {value}", file=OUTPUT, flush=True)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# --- DynamoDB requests, items and time, counted on one client ---------------------------------------
+
+
+@dataclass
+class DynamoMeter:
+    """Counts what one botocore client sends to DynamoDB: HTTP requests (`before-send`, so a retried
+    call counts each attempt), items read (`ScannedCount` of Query/Scan, `Item` of GetItem, from the
+    parsed responses in `after-call`), and the wall time each operation took."""
+
+    client: Any
+    requests: Counter[str] = field(default_factory=Counter)
+    items_read: Counter[str] = field(default_factory=Counter)
+    seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    _started: dict[int, float] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _before_send(self, model: Any = None, **kwargs: Any) -> None:
+        operation = kwargs.get("event_name", "").rsplit(".", 1)[-1]
+        with self._lock:
+            self.requests[operation] += 1
+
+    def _before_call(self, model: Any, **_: Any) -> None:
+        self._started[threading.get_ident()] = time.perf_counter()
+
+    def _after_call(self, http_response: Any, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        elapsed = time.perf_counter() - self._started.pop(threading.get_ident(), time.perf_counter())
+        read = 0
+        if "ScannedCount" in parsed:
+            read = int(parsed["ScannedCount"])
+        elif model.name == "GetItem":
+            read = 1 if parsed.get("Item") else 0
+        elif model.name == "BatchGetItem":
+            read = sum(len(items) for items in parsed.get("Responses", {}).values())
+        with self._lock:
+            self.items_read[model.name] += read
+            self.seconds[model.name] += elapsed
+
+    def start(self) -> DynamoMeter:
+        events = self.client.meta.events
+        events.register("before-send.dynamodb.*", self._before_send)
+        events.register("before-call.dynamodb.*", self._before_call)
+        events.register("after-call.dynamodb.*", self._after_call)
+        return self
+
+    def stop(self) -> None:
+        events = self.client.meta.events
+        events.unregister("before-send.dynamodb.*", self._before_send)
+        events.unregister("before-call.dynamodb.*", self._before_call)
+        events.unregister("after-call.dynamodb.*", self._after_call)
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.items_read.clear()
+        self.seconds.clear()
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+    @property
+    def write_requests(self) -> int:
+        return sum(count for name, count in self.requests.items() if name in WRITE_OPERATIONS)
+
+    @property
+    def total_items_read(self) -> int:
+        return sum(self.items_read.values())
+
+
+@contextmanager
+def metered(client: Any) -> Iterator[DynamoMeter]:
+    meter = DynamoMeter(client).start()
+    try:
+        yield meter
+    finally:
+        meter.stop()
+
+
+# --- the rig: one embedded DynamoDB, fresh tables per benchmark, the functions loaded once --------------
+
+
+class Rig:
+    def __init__(self) -> None:
+        self.dynamodb = EmbeddedDynamoDB()
+        self.template = load_template()
+        self._functions: dict[str, ModuleType] = {}
+
+    def __enter__(self) -> Rig:
+        self.dynamodb.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.dynamodb.stop()
+
+    @property
+    def endpoint(self) -> str:
+        return self.dynamodb.endpoint_url
+
+    def fresh_tables(self, **overrides: Any) -> Settings:
+        """Empty tables from template.yaml (everything else dropped) and settings that name them."""
+        self.dynamodb.reset()
+        tables = create_tables(dynamodb_client(self.endpoint), self.template)
+        return Settings(
+            events_table=tables["EventsTable"],
+            control_table=tables["ControlTable"],
+            cursor_secret=CURSOR_SECRET,
+            dynamodb_endpoint=self.endpoint,
+            **overrides,
+        )
+
+    def store(self, settings: Settings) -> Store:
+        return Store(dynamodb_client(self.endpoint), settings)
+
+    def function(self, name: str) -> ModuleType:
+        """`functions/<name>/app.py`, imported once with the deployment's environment, like a cold start
+        (the same environment the tests' `functions` fixture sets)."""
+        if name not in self._functions:
+            os.environ.update(
+                {
+                    "EVENTS_TABLE": "EventsTable",
+                    "CONTROL_TABLE": "ControlTable",
+                    "DYNAMODB_ENDPOINT": self.endpoint,
+                    "CURSOR_SECRET": CURSOR_SECRET,
+                }
+            )
+            self._functions[name] = load_function(name)
+        return self._functions[name]
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
