@@ -163,9 +163,9 @@ def test_connections_round_trip_with_optimistic_versions(
     )
     assert (renamed.version, get_connection(engine_store, TENANT, connection.id).name) == (2, "renamed")
     # A write based on the old version is refused
-    from pullbridge.connections import _save
+    from pullbridge.connection_records import save_connection
 
-    assert _save(engine_store, connection, expected_version=connection.version) is False
+    assert save_connection(engine_store, connection, expected_version=connection.version) is False
     with pytest.raises(NotFound):
         get_connection(engine_store, "t_beta", connection.id)
 

@@ -49,3 +49,14 @@ def test_the_ingest_function_loads_no_http_client_no_other_provider_and_no_opena
     }
     assert "aws_lambda_powertools.event_handler.openapi.models" not in modules
     assert "pullbridge.events" not in modules
+
+
+def test_the_ingest_function_loads_none_of_the_apis_models_cursors_or_paging() -> None:
+    modules = _modules_after_importing_ingest()
+    assert {
+        "pullbridge.models",
+        "pullbridge.cursors",
+        "pullbridge.paging",
+        "pullbridge.connections",
+    }.isdisjoint(modules)
+    assert "pullbridge.connection_records" in modules

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from pullbridge.clock import Clock, system_clock, to_iso
+from pullbridge.connection_records import StoredConnection, index_partition, load_connection, save_connection
 from pullbridge.cursors import CursorCodec, scope_of
 from pullbridge.errors import Conflict, NotFound, ValidationFailed
 from pullbridge.ids import new_id
-from pullbridge.models import Connection, ConnectionCreate, ConnectionPage, ConnectionUpdate
+from pullbridge.models import ConnectionCreate, ConnectionPage, ConnectionUpdate
 from pullbridge.paging import page_index
 from pullbridge.providers import get_provider
 from pullbridge.settings import Settings
@@ -18,83 +18,9 @@ from pullbridge.storage import Store
 from pullbridge.urls import validate_base_url
 
 _SK = "CONN"
+
+__all__ = ["StoredConnection", "load_connection"]  # re-exported: the API's callers find them here too
 _UPDATE_ATTEMPTS = 3
-
-
-@dataclass(frozen=True)
-class StoredConnection:
-    id: str
-    tenant_id: str
-    provider: str
-    name: str
-    created_at: str
-    updated_at: str
-    version: int = 1
-    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
-    credentials: Mapping[str, str] = field(default_factory=dict, repr=False)
-    api_base_url: str | None = None
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    metadata: Mapping[str, str] = field(default_factory=dict)
-    archived_at: str | None = None
-
-    @classmethod
-    def from_document(cls, document: Mapping[str, Any]) -> StoredConnection:
-        return cls(
-            **{**document, "webhook_secrets": tuple(document.get("webhook_secrets", ()))},
-        )
-
-    def to_document(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "tenant_id": self.tenant_id,
-            "provider": self.provider,
-            "name": self.name,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "version": self.version,
-            "webhook_secrets": list(self.webhook_secrets),
-            "credentials": dict(self.credentials),
-            "api_base_url": self.api_base_url,
-            "settings": dict(self.settings),
-            "metadata": dict(self.metadata),
-            "archived_at": self.archived_at,
-        }
-
-    def public(self, webhook_base_url: str) -> Connection:
-        return Connection(
-            id=self.id,
-            provider=self.provider,
-            name=self.name,
-            status="archived" if self.archived_at else "active",
-            webhook_url=f"{webhook_base_url.rstrip('/')}/webhooks/{self.id}",
-            webhook_secrets_count=len(self.webhook_secrets),
-            credentials_set=bool(self.credentials),
-            api_base_url=self.api_base_url,
-            settings=dict(self.settings),
-            metadata=dict(self.metadata),
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-            archived_at=self.archived_at,
-        )
-
-
-def _index_partition(tenant_id: str, *, archived: bool) -> str:
-    return f"T#{tenant_id}#CONN" + ("#archived" if archived else "")
-
-
-def _save(store: Store, connection: StoredConnection, *, expected_version: int | None) -> bool:
-    return store.put_control(
-        f"CONN#{connection.id}",
-        _SK,
-        connection.to_document(),
-        index=(
-            _index_partition(connection.tenant_id, archived=connection.archived_at is not None),
-            f"{connection.created_at}#{connection.id}",
-        ),
-        attributes={"version": connection.version, "archived": connection.archived_at is not None},
-        only_if_new=expected_version is None,
-        expected_version=expected_version,
-    )
 
 
 def _check_secrets(provider_name: str, secrets: list[str]) -> None:
@@ -112,12 +38,6 @@ def _check_secrets(provider_name: str, secrets: list[str]) -> None:
 
 def _check_settings(provider_name: str, settings: dict[str, Any]) -> dict[str, Any]:
     return get_provider(provider_name).validate_settings(settings)
-
-
-def load_connection(store: Store, connection_id: str) -> StoredConnection | None:
-    """Any tenant's connection by id: for the webhook path, which the signature authenticates."""
-    document = store.get_control(f"CONN#{connection_id}", _SK)
-    return StoredConnection.from_document(document) if document else None
 
 
 def get_connection(store: Store, tenant_id: str, connection_id: str) -> StoredConnection:
@@ -161,7 +81,7 @@ def create_connection(
         settings=_check_settings(request.provider, request.settings),
         metadata=request.metadata,
     )
-    if not _save(store, connection, expected_version=None):
+    if not save_connection(store, connection, expected_version=None):
         raise Conflict("a connection with this id already exists; retry", key="id_collision")
     return connection
 
@@ -199,7 +119,7 @@ def update_connection(
         if request.settings is not None:
             staged["settings"] = _check_settings(current.provider, request.settings)
         updated = replace(current, **staged, version=current.version + 1, updated_at=to_iso(clock()))
-        if _save(store, updated, expected_version=current.version):
+        if save_connection(store, updated, expected_version=current.version):
             return updated
     raise Conflict("the connection changed concurrently; retry", key="concurrent_update")
 
@@ -214,7 +134,7 @@ def archive_connection(
             return current
         now = to_iso(clock())
         archived = replace(current, archived_at=now, updated_at=now, version=current.version + 1)
-        if _save(store, archived, expected_version=current.version):
+        if save_connection(store, archived, expected_version=current.version):
             return archived
     raise Conflict("the connection changed concurrently; retry", key="concurrent_update")
 
@@ -234,7 +154,7 @@ def list_connections(
         store,
         codec,
         tenant_id,
-        partition=_index_partition(tenant_id, archived=False),
+        partition=index_partition(tenant_id, archived=False),
         scope=scope_of("connections", {}),
         cursor=cursor,
         limit=limit,

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pullbridge.clock import Clock, system_clock, to_iso
-from pullbridge.connections import StoredConnection, load_connection
+from pullbridge.connection_records import StoredConnection, load_connection
 from pullbridge.errors import NotFound, PayloadTooLarge, StorageUnavailable
 from pullbridge.hashing import content_hash
 from pullbridge.providers import get_provider

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pullbridge.clock import to_iso
-from pullbridge.connections import StoredConnection, load_connection
+from pullbridge.connection_records import StoredConnection, load_connection
 from pullbridge.errors import PullbridgeError, PullFailed
 from pullbridge.hashing import content_hash
 from pullbridge.providers import get_provider
