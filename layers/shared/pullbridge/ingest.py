@@ -7,7 +7,6 @@ so a cached copy can never let through a webhook that the current connection wou
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pullbridge.clock import Clock, system_clock, to_iso
@@ -126,7 +125,3 @@ def handle_webhook(
             event_ids=result.event_ids + result.duplicate_event_ids, duplicates=result.duplicates
         )
     raise StorageUnavailable("the connection is changing; retry", key="connection_changing")
-
-
-def lower_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
-    return {name.lower(): value for name, value in (headers or {}).items()}

@@ -45,10 +45,6 @@ class StoredSubscription:
     lease_until: float | None = None
 
     @property
-    def pull_in_progress(self) -> bool:
-        return self.running_pull_id is not None
-
-    @property
     def due_at(self) -> float | None:
         """When the scheduler must next look at it: while a pull is in progress, when its lease ends."""
         if self.running_pull_id is not None:
