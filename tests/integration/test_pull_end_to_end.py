@@ -225,3 +225,26 @@ def test_a_change_delivered_by_webhook_is_not_emitted_again_by_the_next_scan(
     pull = _pull(engine, store, subscription_id)
     updates = [(e["action"], e["record_id"]) for e in _events_of(store, pull.id)]
     assert updates == ([] if webhook_first else [("updated", str(records[1]["id"]))])
+
+
+def test_an_events_feed_is_pulled_incrementally_from_the_cursor_it_ended_at(
+    store: Store, local_settings: Settings, fake: FakeProviderServer
+) -> None:
+    feed = fake.dataset("generic", "events")
+    feed.clear()
+    first_items = feed.seed(5)
+    connection = _connect(store, local_settings, fake, "generic", "events")
+    subscription_id = _subscribe(store, connection, "events")
+    engine = _engine(store, local_settings)
+    first = _pull(engine, store, subscription_id)
+    assert (first.status, first.is_full_scan) == ("success", False)
+    assert [e["record_id"] for e in _events_of(store, first.id)] == [str(item["id"]) for item in first_items]
+    # Nothing new upstream: the next pull starts where the last one ended, and logs nothing
+    assert _events_of(store, _pull(engine, store, subscription_id).id) == []
+    # Two new remote events: exactly those are logged, in order, with their own types
+    added = [feed.add(), feed.add()]
+    third = _pull(engine, store, subscription_id)
+    events = _events_of(store, third.id)
+    assert [e["record_id"] for e in events] == [str(item["id"]) for item in added]
+    assert {e["source"] for e in events} == {"pull"}
+    assert all(e["type"] == item["type"] for e, item in zip(events, added, strict=True))
