@@ -343,3 +343,20 @@ def test_a_pull_whose_subscription_is_deleted_mid_scan_ends_in_error(
     engine = PullEngine(store, settings, httpx.Client(), yield_margin_seconds=0)
     pull = _scan(engine, store, subscription_id)
     assert (pull.status, pull.error["key"]) == ("error", "subscription_deleted")
+
+
+def test_archiving_the_connection_stops_its_pulls(
+    engine: PullEngine, store: Store, upstream: ListApi, connection: StoredConnection
+) -> None:
+    from pullbridge.connections import archive_connection
+
+    upstream.put("a")
+    subscription_id = _subscribe(store, connection)
+    archive_connection(store, TENANT, connection.id)
+    pull = _scan(engine, store, subscription_id)
+    assert (pull.status, pull.error["key"]) == ("error", "connection_archived")
+    assert _changes(store, pull.id) == []
+    subscription = load_subscription(store, subscription_id)
+    assert subscription is not None
+    assert subscription.due_at is None  # the schedule never starts it again
+    assert engine.run_due(deadline=time.time() + 60) == []
