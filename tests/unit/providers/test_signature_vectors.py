@@ -18,8 +18,8 @@ from .support import fixture_json, make_request, signature_vectors, vector_body,
 LEGACY_HUBSPOT = [
     vector for vector in signature_vectors("hubspot") if vector["signature_version"] in {"v1", "v2"}
 ]
-"""HubSpot v1/v2: plain SHA-256 of secret + content, no HMAC and no timestamp. The contract names v3 only
-(HubSpot sends v3 with every request), and no HMAC scheme, generic included, can express them."""
+"""HubSpot v1/v2: plain SHA-256 of secret + content, no HMAC and no timestamp. The contract names v3, so
+they verify only where a connection opts in with `settings.accept_legacy_signatures`."""
 
 
 @dataclass(frozen=True)
@@ -186,17 +186,54 @@ def test_every_published_vector_is_exercised() -> None:
     assert len(covered) + len(LEGACY_HUBSPOT) == published
 
 
-@pytest.mark.parametrize("vector", LEGACY_HUBSPOT, ids=vector_id)
-def test_a_legacy_hubspot_signature_alone_is_rejected(vector: dict[str, Any]) -> None:
+def _legacy_request(
+    vector: dict[str, Any], *, body: bytes | None = None, signature: str | None = None
+) -> WebhookRequest:
     headers = {
-        vector["header"]: vector["expected_header_value"],
+        vector["header"]: signature if signature is not None else vector["expected_header_value"],
         vector["version_header"]: vector["signature_version"],
     }
-    request = make_request(
-        headers, vector_body(vector), method=vector.get("http_method", "POST"), url=vector.get("uri", "")
-    )
+    raw = vector_body(vector) if body is None else body
+    return make_request(headers, raw, method=vector.get("http_method", "POST"), url=vector.get("uri", ""))
+
+
+LEGACY_ON = {"accept_legacy_signatures": True}
+
+
+@pytest.mark.parametrize("vector", LEGACY_HUBSPOT, ids=vector_id)
+def test_a_legacy_hubspot_signature_verifies_where_the_connection_accepts_legacy_signatures(
+    vector: dict[str, Any],
+) -> None:
+    get_provider("hubspot").verify(_legacy_request(vector), [vector["secret"]], LEGACY_ON, 1_564_113_600)
+
+
+@pytest.mark.parametrize("vector", LEGACY_HUBSPOT, ids=vector_id)
+def test_a_legacy_hubspot_signature_is_rejected_by_default(vector: dict[str, Any]) -> None:
     with pytest.raises(SignatureInvalid):
-        get_provider("hubspot").verify(request, [vector["secret"]], {}, 1_564_113_600)
+        get_provider("hubspot").verify(_legacy_request(vector), [vector["secret"]], {}, 1_564_113_600)
+
+
+@pytest.mark.parametrize("vector", LEGACY_HUBSPOT, ids=vector_id)
+@pytest.mark.parametrize(
+    "tamper",
+    ["body", "secret", "malformed", "version"],
+)
+def test_a_tampered_legacy_hubspot_delivery_is_rejected(vector: dict[str, Any], tamper: str) -> None:
+    secret = vector["secret"] + ("x" if tamper == "secret" else "")
+    request = _legacy_request(
+        vector,
+        body=vector_body(vector) + b" " if tamper == "body" else None,
+        signature="not-hex!" if tamper == "malformed" else None,
+    )
+    if tamper == "version":
+        request = make_request(
+            {vector["header"]: vector["expected_header_value"], vector["version_header"]: "v9"},
+            vector_body(vector),
+            method=vector.get("http_method", "POST"),
+            url=vector.get("uri", ""),
+        )
+    with pytest.raises(SignatureInvalid):
+        get_provider("hubspot").verify(request, [secret], LEGACY_ON, 1_564_113_600)
 
 
 @pytest.mark.parametrize("case", CASES)

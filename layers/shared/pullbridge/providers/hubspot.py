@@ -38,6 +38,10 @@ if TYPE_CHECKING:  # httpx stays off the webhook path's imports
     from pullbridge.pulls.http import PullHttp
 
 SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
+LEGACY_SIGNATURE_HEADER = "X-HubSpot-Signature"
+LEGACY_VERSION_HEADER = "X-HubSpot-Signature-Version"
+LEGACY_SETTING = "accept_legacy_signatures"
+"""Opt-in: also verify HubSpot's v1/v2 signatures when a delivery carries no v3 one (older apps)."""
 TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"
 
 COLLECTION_BY_OBJECT: Mapping[str, str] = {
@@ -95,11 +99,20 @@ class HubSpot:
             )
 
     def validate_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        legacy = settings.get(LEGACY_SETTING, False)
+        if not isinstance(legacy, bool):
+            raise ValidationFailed(
+                f"settings.{LEGACY_SETTING}: must be true or false",
+                data={"field": f"settings.{LEGACY_SETTING}"},
+            )
         return dict(settings)
 
     def verify(
         self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float
     ) -> None:
+        if request.header(SIGNATURE_HEADER) is None and settings.get(LEGACY_SETTING) is True:
+            _verify_legacy(request, secrets)
+            return
         candidate = base64_sha256_digest(request.require_header(SIGNATURE_HEADER), SIGNATURE_HEADER)
         raw_timestamp = request.require_header(TIMESTAMP_HEADER).strip()
         if abs(now * 1000 - _parse_timestamp(raw_timestamp)) > TIMESTAMP_TOLERANCE_SECONDS * 1000:
@@ -209,6 +222,35 @@ def _parse_iso(value: object) -> float | None:
         return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
     except (ValueError, OverflowError):
         return None
+
+
+def _verify_legacy(request: WebhookRequest, secrets: Sequence[str]) -> None:
+    """HubSpot's v1 (`sha256(secret + body)`) and v2 (`sha256(secret + method + uri + body)`) signatures:
+    plain hashes with no timestamp, so a captured delivery could be replayed (the dedupe on its event ids
+    stores nothing new, but still). Only connections that set `accept_legacy_signatures` take them."""
+    signature = request.require_header(LEGACY_SIGNATURE_HEADER).strip().lower()
+    version = (request.header(LEGACY_VERSION_HEADER) or "v1").strip().lower()
+    if (
+        version not in ("v1", "v2")
+        or len(signature) != 64
+        or not all(c in "0123456789abcdef" for c in signature)
+    ):
+        raise SignatureInvalid(
+            "X-HubSpot-Signature is not a v1 or v2 SHA-256 hex digest", key="malformed_signature"
+        )
+    contents = [request.body]
+    if version == "v2":
+        contents = []
+        for uri in dict.fromkeys((signed_uri(request.url), request.url)):
+            try:
+                contents.append((request.method.upper() + uri).encode() + request.body)
+            except UnicodeEncodeError:
+                continue
+    for key in hmac_keys(secrets):
+        for content in contents:
+            if hmac.compare_digest(hashlib.sha256(key + content).hexdigest().encode(), signature.encode()):
+                return
+    raise SignatureInvalid(f"X-HubSpot-Signature ({version}) matches no active secret")
 
 
 def _normalize_item(item: object, index: int) -> NormalizedEvent:
