@@ -20,6 +20,7 @@ from pullbridge.events import EventFilters, EventReader
 from pullbridge.models import ConnectionCreate
 from pullbridge.settings import Settings
 from pullbridge.storage import ConnectionGuard, EventDraft, Store, dynamodb_client
+from tests.support import labelled_event
 
 TENANT = "t_alpha"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -61,22 +62,6 @@ class ScenarioResult:
         return set(self.committed[filters.connection_id] if filters.connection_id else self.every_event)
 
 
-def _document(connection_id: str, label: str) -> dict[str, Any]:
-    return {
-        "connection_id": connection_id,
-        "provider": "standard",
-        "collection": None,
-        "type": "test.written",
-        "action": None,
-        "record_id": label,
-        "source": "webhook",
-        "pull_id": None,
-        "occurred_at": None,
-        "received_at": "2026-11-24T00:00:00.000Z",
-        "data": {"label": label},
-    }
-
-
 def run_scenario(
     settings: Settings,
     cursor_secret: str,
@@ -114,7 +99,7 @@ def run_scenario(
                 result = store.append(
                     TENANT,
                     connection.id,
-                    [EventDraft(connection.id, _document(connection.id, label), delivery_id=label)],
+                    [EventDraft(connection.id, labelled_event(connection.id, label), delivery_id=label)],
                     guard=ConnectionGuard(connection.id, connection.version),
                 )
                 with lock:

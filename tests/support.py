@@ -113,3 +113,21 @@ def api_event(
 
 def json_body(response: dict[str, Any]) -> Any:
     return json.loads(response["body"])
+
+
+def labelled_event(connection_id: str, label: str) -> dict[str, Any]:
+    """A public event document (without its id) whose `data.label` and `record_id` name it, for tests
+    that write the log directly."""
+    return {
+        "connection_id": connection_id,
+        "provider": "standard",
+        "collection": None,
+        "type": "test.written",
+        "action": None,
+        "record_id": label,
+        "source": "webhook",
+        "pull_id": None,
+        "occurred_at": None,
+        "received_at": "2026-11-24T00:00:00.000Z",
+        "data": {"label": label},
+    }

@@ -14,26 +14,15 @@ from pullbridge.models import ConnectionCreate
 from pullbridge.settings import Settings
 from pullbridge.storage import ConnectionChanged, ConnectionGuard, EventDraft, Store, dynamodb_client
 from tests.integration.conftest import counting
-from tests.support import TEST_SECRET
+from tests.support import TEST_SECRET, labelled_event
 
 TENANT = "t_alpha"
 
 
 def _draft(connection: StoredConnection, label: str, *, delivery: bool = True) -> EventDraft:
-    document = {
-        "connection_id": connection.id,
-        "provider": "standard",
-        "collection": None,
-        "type": "test.written",
-        "action": None,
-        "record_id": label,
-        "source": "webhook",
-        "pull_id": None,
-        "occurred_at": None,
-        "received_at": "2026-11-24T00:00:00.000Z",
-        "data": {"label": label},
-    }
-    return EventDraft(connection.id, document, delivery_id=label if delivery else None)
+    return EventDraft(
+        connection.id, labelled_event(connection.id, label), delivery_id=label if delivery else None
+    )
 
 
 @pytest.fixture
