@@ -23,6 +23,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid
@@ -134,6 +135,17 @@ def parse_json_body(body: bytes) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MalformedPayload("the body is not valid JSON", key="malformed_json") from exc
+
+
+def parse_iso_time(value: object) -> float | None:
+    """Epoch seconds from an ISO-8601 time, or None. A time without a zone is UTC, never the machine's."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+    except (ValueError, OverflowError):
+        return None
 
 
 def action_from_type(event_type: str) -> str | None:

@@ -16,7 +16,6 @@ import hmac
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -32,6 +31,7 @@ from pullbridge.providers.base import (
     WebhookRequest,
     action_from_type,
     hmac_keys,
+    parse_iso_time,
     parse_json_body,
 )
 
@@ -230,10 +230,7 @@ class Generic:
 
     def normalize(self, request: WebhookRequest, settings: Mapping[str, Any]) -> list[NormalizedEvent]:
         config = _usable_settings(settings)
-        try:
-            payload = parse_json_body(request.body)
-        except RecursionError as exc:  # json raises it for deeply nested input; base does not catch it yet
-            raise MalformedPayload("the body is nested too deeply", key="malformed_json") from exc
+        payload = parse_json_body(request.body)
         if config.delivery_id_header is not None:
             delivery_id = request.header(config.delivery_id_header)
             if not delivery_id:
@@ -521,11 +518,7 @@ def _id_string(value: object) -> str | None:
 def _epoch_seconds(value: object) -> float | None:
     """A number of seconds since the epoch, or an ISO-8601 time."""
     if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-        except (ValueError, OverflowError):
-            return None
+        return parse_iso_time(value)
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
     try:

@@ -14,7 +14,6 @@ import hmac
 import re
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid, ValidationFailed
@@ -26,6 +25,7 @@ from pullbridge.providers.base import (
     WebhookRequest,
     credential,
     hmac_keys,
+    parse_iso_time,
     parse_json_body,
     payload_header,
 )
@@ -128,7 +128,7 @@ class GitHub:
                 collection=collection,
                 action=ACTION_BY_GITHUB_ACTION.get(github_action or "", "updated"),
                 record_id=str(number),
-                occurred_at=_parse_iso(record.get("updated_at")),
+                occurred_at=parse_iso_time(record.get("updated_at")),
                 data=record,
             )
         ]
@@ -175,7 +175,7 @@ def _listed(item: object, index: int, collection: str) -> ListedRecord:
     number = item.get("number") if isinstance(item, dict) else None
     if not isinstance(item, dict) or not isinstance(number, int) or isinstance(number, bool):
         raise PullFailed("bad_response", f"GitHub's {collection} item [{index}] has no integer number")
-    return ListedRecord(record_id=str(number), data=item, created_at=_parse_iso(item.get("created_at")))
+    return ListedRecord(record_id=str(number), data=item, created_at=parse_iso_time(item.get("created_at")))
 
 
 def _repository(settings: Mapping[str, Any]) -> str:
@@ -208,21 +208,7 @@ def _parse_payload(request: WebhookRequest) -> Any:
         if len(fields) != 1:
             raise MalformedPayload("the form body holds one 'payload' field", key="malformed_payload")
         body = fields[0].encode()
-    try:
-        return parse_json_body(body)
-    except RecursionError as exc:  # json raises it for deeply nested input; base does not catch it yet
-        raise MalformedPayload("the body is nested too deeply", key="malformed_json") from exc
-
-
-def _parse_iso(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        # GitHub times are UTC; a bare one must not be read in the machine's local zone.
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-    except (ValueError, OverflowError):
-        return None
+    return parse_json_body(body)
 
 
 def _encodable(text: str) -> bool:

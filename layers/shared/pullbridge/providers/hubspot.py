@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid, ValidationFailed
@@ -31,6 +30,7 @@ from pullbridge.providers.base import (
     base64_sha256_digest,
     credential,
     hmac_keys,
+    parse_iso_time,
     parse_json_body,
 )
 
@@ -133,10 +133,7 @@ class HubSpot:
         raise SignatureInvalid("X-HubSpot-Signature-v3 matches no active secret")
 
     def normalize(self, request: WebhookRequest, settings: Mapping[str, Any]) -> list[NormalizedEvent]:
-        try:
-            batch = parse_json_body(request.body)
-        except RecursionError as exc:  # json raises it for deeply nested input; base does not catch it yet
-            raise MalformedPayload("the body is nested too deeply", key="malformed_json") from exc
+        batch = parse_json_body(request.body)
         if not isinstance(batch, list) or not batch:
             raise MalformedPayload("a HubSpot delivery is a non-empty JSON array", key="malformed_payload")
         return [_normalize_item(item, index) for index, item in enumerate(batch)]
@@ -183,7 +180,7 @@ def _listed(item: object, index: int, collection: str) -> ListedRecord:
     record_id = _record_id(item.get("id")) if isinstance(item, dict) else None
     if not isinstance(item, dict) or record_id is None:
         raise PullFailed("bad_response", f"HubSpot's {collection} result [{index}] has no id")
-    return ListedRecord(record_id=record_id, data=item, created_at=_parse_iso(item.get("createdAt")))
+    return ListedRecord(record_id=record_id, data=item, created_at=parse_iso_time(item.get("createdAt")))
 
 
 def _next_after(body: dict[str, Any], collection: str) -> str | None:
@@ -212,16 +209,6 @@ def _properties(settings: Mapping[str, Any]) -> str | None:
             data={"field": "settings.properties"},
         )
     return ",".join(properties) or None
-
-
-def _parse_iso(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-    except (ValueError, OverflowError):
-        return None
 
 
 def _verify_legacy(request: WebhookRequest, secrets: Sequence[str]) -> None:

@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid, ValidationFailed
@@ -23,6 +22,7 @@ from pullbridge.providers.base import (
     base64_sha256_digest,
     credential,
     hmac_keys,
+    parse_iso_time,
     parse_json_body,
     payload_header,
 )
@@ -93,17 +93,14 @@ class Shopify:
     def normalize(self, request: WebhookRequest, settings: Mapping[str, Any]) -> list[NormalizedEvent]:
         topic = payload_header(request, TOPIC_HEADER, "Shopify")
         delivery_id = payload_header(request, DELIVERY_HEADER, "Shopify")
-        try:
-            payload = parse_json_body(request.body)
-        except RecursionError as exc:  # json raises it for deeply nested input; base does not catch it yet
-            raise MalformedPayload("the body is nested too deeply", key="malformed_json") from exc
+        payload = parse_json_body(request.body)
         if not isinstance(payload, dict):
             raise MalformedPayload("a Shopify webhook body is a JSON object", key="malformed_payload")
         resource, _, verb = topic.partition("/")
         action = ACTION_BY_TOPIC.get(resource, {}).get(verb)
-        occurred_at = _parse_iso(request.header(TRIGGERED_AT_HEADER))
+        occurred_at = parse_iso_time(request.header(TRIGGERED_AT_HEADER))
         if occurred_at is None:
-            occurred_at = _parse_iso(payload.get("updated_at"))
+            occurred_at = parse_iso_time(payload.get("updated_at"))
         return [
             NormalizedEvent(
                 delivery_id=delivery_id,
@@ -160,7 +157,7 @@ def _listed(item: object, index: int, collection: str) -> ListedRecord:
     record_id = _record_id(item.get("id")) if isinstance(item, dict) else None
     if not isinstance(item, dict) or record_id is None:
         raise PullFailed("bad_response", f"Shopify's {collection} item [{index}] has no id")
-    return ListedRecord(record_id=record_id, data=item, created_at=_parse_iso(item.get("created_at")))
+    return ListedRecord(record_id=record_id, data=item, created_at=parse_iso_time(item.get("created_at")))
 
 
 def _api_version(settings: Mapping[str, Any]) -> str:
@@ -182,16 +179,6 @@ def _record_id(value: object) -> str | None:
     if isinstance(value, str) and value:
         return value
     return None
-
-
-def _parse_iso(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-    except (ValueError, OverflowError):
-        return None
 
 
 PROVIDER = Shopify()

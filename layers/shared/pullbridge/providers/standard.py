@@ -10,7 +10,6 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pullbridge.errors import MalformedPayload, SignatureInvalid, ValidationFailed
@@ -21,6 +20,7 @@ from pullbridge.providers.base import (
     PullSource,
     WebhookRequest,
     action_from_type,
+    parse_iso_time,
     parse_json_body,
 )
 
@@ -121,24 +121,13 @@ class StandardWebhooks:
                 type=payload["type"],
                 action=action_from_type(payload["type"]),
                 record_id=str(record_id) if isinstance(record_id, str | int) else None,
-                occurred_at=_parse_iso(payload.get("timestamp")),
+                occurred_at=parse_iso_time(payload.get("timestamp")),
                 data=data,
             )
         ]
 
     def list_pages(self, http: PullHttp, source: PullSource, checkpoint: str | None) -> Iterator[ListPage]:
         raise NotImplementedError("Standard Webhooks senders have no list API")
-
-
-def _parse_iso(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    # A time without a zone is read as UTC, never as the machine's local time.
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 PROVIDER = StandardWebhooks()

@@ -104,7 +104,7 @@ class Stripe:
         raise SignatureInvalid("no Stripe-Signature v1 matches an active secret")
 
     def normalize(self, request: WebhookRequest, settings: Mapping[str, Any]) -> list[NormalizedEvent]:
-        event = _parse_json(request.body)
+        event = parse_json_body(request.body)
         if not isinstance(event, dict):
             raise MalformedPayload("a Stripe event is a JSON object", key="malformed_payload")
         event_id, event_type = event.get("id"), event.get("type")
@@ -181,13 +181,6 @@ def _list_page(body: Any, url: str) -> tuple[list[ListedRecord], bool]:
             ListedRecord(record_id=record_id, data=item, created_at=_epoch_seconds(item.get("created")))
         )
     return records, has_more
-
-
-def _parse_json(body: bytes) -> Any:
-    try:
-        return parse_json_body(body)
-    except RecursionError as exc:  # json raises it for deeply nested input; base does not catch it yet
-        raise MalformedPayload("the body is nested too deeply", key="malformed_json") from exc
 
 
 def _epoch_seconds(value: object) -> float | None:
