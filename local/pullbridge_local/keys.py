@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -68,6 +69,17 @@ def _store(
     return Store(dynamodb_client(settings.dynamodb_endpoint), settings)
 
 
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Turns what can go wrong (a refused key, AWS credentials or permissions) into one line to print."""
+    try:
+        yield
+    except PullbridgeError as exc:
+        raise KeyBootstrapError(exc.message) from exc
+    except (BotoCoreError, ClientError) as exc:
+        raise KeyBootstrapError(" ".join(str(exc).split())) from exc
+
+
 def create_key(
     tenant: str,
     *,
@@ -78,13 +90,10 @@ def create_key(
     cloudformation: Any = None,
 ) -> str:
     """Creates the tenant (if new) and a new API key for it; returns the key, which is stored hashed."""
-    try:
-        store = _store(stack_name, events_table, control_table, cloudformation)
-        return issue_api_key(store, tenant, name=name)
-    except PullbridgeError as exc:
-        raise KeyBootstrapError(exc.message) from exc
-    except (BotoCoreError, ClientError) as exc:
-        raise KeyBootstrapError(" ".join(str(exc).split())) from exc
+    with _one_line_errors():
+        return issue_api_key(
+            _store(stack_name, events_table, control_table, cloudformation), tenant, name=name
+        )
 
 
 def revoke_key(
@@ -96,12 +105,8 @@ def revoke_key(
     cloudformation: Any = None,
 ) -> str:
     """Revokes a key (given itself or its SHA-256 hash) at once; returns its tenant."""
-    try:
+    with _one_line_errors():
         return revoke_api_key(_store(stack_name, events_table, control_table, cloudformation), key_or_hash)
-    except PullbridgeError as exc:
-        raise KeyBootstrapError(exc.message) from exc
-    except (BotoCoreError, ClientError) as exc:
-        raise KeyBootstrapError(" ".join(str(exc).split())) from exc
 
 
 def announcement(tenant: str, key: str) -> str:
