@@ -270,10 +270,8 @@ def test_a_forged_cursor_gets_400(
     cursor = list_events(api, api_key, limit="1")[1]["next_cursor"]
     payload, mac = cursor.split(".")
     tampered = payload[:-2] + ("A" if payload[-2] != "A" else "B") + payload[-1] + "." + mac
-    for bad in (tampered, "garbage", cursor + "x", ""):
-        status, error = (
-            list_events(api, api_key, cursor=bad) if bad else (400, {"error": {"type": "bad_request"}})
-        )
+    for bad in (tampered, "garbage", cursor + "x", "." + cursor.split(".")[1]):
+        status, error = list_events(api, api_key, cursor=bad)
         assert (status, error["error"]["type"]) == (400, "bad_request")
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.metrics import Metrics
 
-from pullbridge.errors import StorageUnavailable
+from pullbridge.errors import SignatureInvalid, StorageUnavailable
 from pullbridge.observability import record_pull_finished, record_webhook_rejected
 from pullbridge.pulls.records import StoredPull
 from tests.integration.conftest import counting
@@ -118,13 +118,16 @@ def test_a_finished_pull_reports_duration_outcome_and_what_only_pulls_found(
     assert absent not in found
 
 
-def test_rejections_without_a_server_fault_do_not_feed_the_5xx_alarm(
+def test_only_server_side_rejections_feed_the_5xx_alarm(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    metrics = Metrics(namespace="PullbridgeTests", service="pullbridge")
-    record_webhook_rejected(metrics, StorageUnavailable("down"))
-    metrics.flush_metrics()
-    assert "IngestServerErrors" in _metrics(capsys.readouterr().out)
+    for error, feeds_alarm in ((SignatureInvalid("forged"), False), (StorageUnavailable("down"), True)):
+        metrics = Metrics(namespace="PullbridgeTests", service="pullbridge")
+        record_webhook_rejected(metrics, error)
+        metrics.flush_metrics()
+        found = _metrics(capsys.readouterr().out)
+        assert ("IngestServerErrors" in found) is feeds_alarm
+        assert found["WebhooksRejected"][1]["reason"] == error.key
 
 
 def test_swagger_ui_is_served_behind_the_api_key(api: ModuleType, api_key: str) -> None:
