@@ -210,7 +210,7 @@ class PullEngine:
         )
         checkpoint = pull.checkpoint if pull.resumable else subscription.feed_checkpoint
         seen: set[str] = set()
-        if pull.resumable and pull.seen_saved:
+        if pull.resumable:  # a yield saves the seen ids with its checkpoint
             blob = self._store.load_blob(pull_pk(pull.id), "SEEN")
             seen = set(blob.decode().split("\n")) - {""} if blob else set()
         pull.resumable = False
@@ -352,7 +352,7 @@ class PullEngine:
         """Save where the scan is and hand the lease back, so the next invocation resumes at once."""
         pull = run.pull
         self._store.save_blob(pull_pk(pull.id), "SEEN", "\n".join(sorted(seen)).encode())
-        pull.checkpoint, pull.resumable, pull.seen_saved = checkpoint, True, True
+        pull.checkpoint, pull.resumable = checkpoint, True
         pull.stats = run.stats.as_dict()
         save_pull(self._store, pull)
         now = self._clock()

@@ -89,7 +89,6 @@ class StoredPull:
     error: dict[str, Any] | None = None
     checkpoint: str | None = None
     resumable: bool = False
-    seen_saved: bool = False
 
     def collect(self, event_ids: list[str]) -> None:
         room = COLLECTED_IDS_CAP - len(self.collected_event_ids)
