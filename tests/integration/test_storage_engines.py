@@ -253,3 +253,21 @@ def test_a_revoked_key_stops_at_once_and_others_keep_working(engine_store: Store
     assert revoke_api_key(engine_store, hash_api_key(new)) == TENANT  # by hash, as logs and listings show it
     with pytest.raises(NotFound):
         revoke_api_key(engine_store, "pb_never_issued_anywhere_000")
+
+
+def test_a_blob_larger_than_an_item_round_trips_and_expires(
+    engine_store: Store, engine_settings: Settings
+) -> None:
+    import os
+
+    data = os.urandom(900_000)  # incompressible: it must be split over several items
+    engine_store.save_blob("PULL#p1", "SEEN", data)
+    assert engine_store.load_blob("PULL#p1", "SEEN") == data
+    assert engine_store.load_blob("PULL#p2", "SEEN") is None
+    items = engine_store._client.query(
+        TableName=engine_settings.control_table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "PULL#p1"}},
+    )["Items"]
+    assert len(items) == 3
+    assert all(int(item["expires_at"]["N"]) > time.time() + 86_400 for item in items)

@@ -891,7 +891,8 @@ class Store:
                         "pk": _s(pk),
                         "sk": _s(f"{name}#{index:05d}"),
                         "b": {"B": part},
-                        "parts": _n(len(parts)),
+                        # Only a scan in progress needs it; TTL clears what a finished scan left behind.
+                        "expires_at": _n(int(self._clock()) + self._retention_seconds),
                     },
                 )
             except (ClientError, BotoCoreError) as exc:
