@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Tracer
@@ -88,8 +89,13 @@ def health() -> Health:
 
 @app.get("/openapi.json", summary="This API's OpenAPI 3.1 document", include_in_schema=False)
 def openapi_document() -> Response[str]:
-    schema = app.get_openapi_json_schema(title="pullbridge", version="0.1.0")
-    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=schema)
+    return Response(status_code=200, content_type=content_types.APPLICATION_JSON, body=_openapi_schema())
+
+
+@cache
+def _openapi_schema() -> str:
+    """Generated once per instance: the routes cannot change while it lives."""
+    return app.get_openapi_json_schema(title="pullbridge", version="0.1.0")
 
 
 @app.get("/events", summary="The tenant's events, oldest first, paged by cursor, with long polling")

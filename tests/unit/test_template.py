@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from pullbridge_local.template import load_template
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 FUNCTIONS = ("IngestFunction", "ApiFunction", "PullerFunction")
@@ -39,36 +40,9 @@ API_ROUTES = {
 }
 
 
-class _CloudFormationLoader(yaml.SafeLoader):
-    """Reads CloudFormation short-form tags (`!Ref X`, `!GetAtt A.B`, ...) as their long form."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    if tag_suffix == "Ref":
-        return {"Ref": value}
-    if tag_suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return {f"Fn::{tag_suffix}": value}
-
-
-_CloudFormationLoader.add_multi_constructor("!", _intrinsic)
-
-
-def _load(text: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.load(text, Loader=_CloudFormationLoader)  # noqa: S506 - SafeLoader subclass
-    return loaded
-
-
 @cache
 def _template() -> dict[str, Any]:
-    return _load(TEMPLATE.read_text(encoding="utf-8"))
+    return load_template()  # the loader the local stack and every other test use
 
 
 def _resource(name: str) -> dict[str, Any]:
@@ -109,17 +83,6 @@ def _http_routes(function: str) -> set[tuple[str, str]]:
         for event in events.values()
         if event["Type"] == "HttpApi"
     }
-
-
-def test_loader_reads_short_form_intrinsics_as_long_form() -> None:
-    loaded = _load("a: !Ref X\nb: !GetAtt T.Arn\nc: !Sub 'x-${X}'\n")
-
-    assert loaded == {"a": {"Ref": "X"}, "b": {"Fn::GetAtt": ["T", "Arn"]}, "c": {"Fn::Sub": "x-${X}"}}
-
-
-def test_loader_still_refuses_arbitrary_python_objects() -> None:
-    with pytest.raises(yaml.constructor.ConstructorError):
-        _load("a: !!python/object/apply:os.system ['true']\n")
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
