@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pullbridge_local.template import load_template
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 FUNCTIONS = ("IngestFunction", "ApiFunction", "PullerFunction")
 TABLES = ("EventsTable", "ControlTable")
 API_GATEWAY_MAX_SECONDS = 30
