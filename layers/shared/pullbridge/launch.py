@@ -8,14 +8,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 
 def lambda_client() -> Any:
     """Created once per cold start. `AWS_ENDPOINT_URL_LAMBDA` points it at the local stack in `make dev`."""
-    return boto3.client(
+    return botocore.session.get_session().create_client(
         "lambda", config=Config(connect_timeout=2, read_timeout=5, retries={"total_max_attempts": 2})
     )
 

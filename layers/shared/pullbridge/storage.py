@@ -26,9 +26,9 @@ import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -73,7 +73,12 @@ def dynamodb_client(endpoint_url: str | None = None) -> DynamoDBClient:
         retries={"mode": "standard", "total_max_attempts": 3},
         tcp_keepalive=True,
     )
-    return boto3.client("dynamodb", endpoint_url=endpoint_url, config=config)
+    # botocore's session, not boto3's: the same client without importing boto3's resources and
+    # s3transfer, about 20 ms of every cold start.
+    client = botocore.session.get_session().create_client(
+        "dynamodb", endpoint_url=endpoint_url, config=config
+    )
+    return cast("DynamoDBClient", client)
 
 
 # --- attribute values -------------------------------------------------------------------------------
