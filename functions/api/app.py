@@ -46,7 +46,7 @@ from pullbridge.storage import Store, dynamodb_client
 
 settings = load_settings()
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=("botocore",))  # patch_all would import and wrap a dozen libraries
 store = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
 codec = CursorCodec(
     settings.cursor_secret or parameters.get_secret(settings.cursor_secret_arn or "", max_age=3600)

@@ -18,7 +18,7 @@ from pullbridge.storage import Store, dynamodb_client
 
 settings = load_settings()
 logger = Logger()
-tracer = Tracer()
+tracer = Tracer(patch_modules=("botocore", "httpx"))  # patch_all would import and wrap a dozen libraries
 metrics = Metrics()
 # A tick or a rejection with nothing else to count is normal, not worth a warning in every log.
 warnings.filterwarnings("ignore", message="No application metrics to publish")

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 from tests.bench.bench_common import CURSOR_SECRET, Rig, figure, log, median
 from tests.support import REPO_ROOT
@@ -31,9 +32,12 @@ spec.loader.exec_module(module)
 """
 COMPONENTS = {
     # The floor of any function that makes its DynamoDB client at import, as all three do
-    "boto3_and_dynamodb_client": "import boto3; boto3.client('dynamodb')",
+    "botocore_and_dynamodb_client": (
+        "import botocore.session; botocore.session.get_session().create_client('dynamodb')"
+    ),
     # What the functions add on top, each alone in a fresh interpreter (so each includes what it shares)
-    "aws_xray_sdk": "import aws_xray_sdk.core",
+    "powertools_logger_and_metrics": "from aws_lambda_powertools import Logger, Metrics; Logger(); Metrics()",
+    "powertools_tracer": "from aws_lambda_powertools import Tracer; Tracer(patch_modules=('botocore',))",
     "pydantic_model": "import pydantic\nclass M(pydantic.BaseModel):\n    x: int",
     "powertools_resolver": (
         "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver; APIGatewayHttpResolver()"
@@ -42,20 +46,25 @@ COMPONENTS = {
 }
 
 
-def _environment() -> dict[str, str]:
-    """What a deployed function has (its tables; tracing off as in the tests), and no endpoint override.
-    CURSOR_SECRET stands in for the Secrets Manager ARN, so the API's import makes no network call."""
+def _environment(task_root: str) -> dict[str, str]:
+    """What a deployed function has: its tables, and Lambda's own variables, so that the X-Ray SDK takes
+    its Lambda path (Lambda samples, so it makes no sampling client) and Tracer is on, as `Tracing:
+    Active` has it. CURSOR_SECRET stands in for the Secrets Manager ARN, so the API's import makes no
+    network call. No endpoint override."""
     environment = {
         key: value
         for key, value in os.environ.items()
-        if key not in ("DYNAMODB_ENDPOINT", "PYTHONDONTWRITEBYTECODE")
+        if key not in ("DYNAMODB_ENDPOINT", "PYTHONDONTWRITEBYTECODE", "POWERTOOLS_TRACE_DISABLED")
     }
     environment.update(
         {
             "EVENTS_TABLE": "EventsTable",
             "CONTROL_TABLE": "ControlTable",
             "AWS_DEFAULT_REGION": "us-east-1",
-            "POWERTOOLS_TRACE_DISABLED": "1",
+            "AWS_REGION": "us-east-1",
+            "LAMBDA_TASK_ROOT": task_root,
+            "AWS_LAMBDA_FUNCTION_NAME": "bench",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
             "CURSOR_SECRET": CURSOR_SECRET,
         }
     )
@@ -76,7 +85,11 @@ def _measure(code: str, environment: dict[str, str]) -> tuple[float, int]:
 
 
 def run(rig: Rig) -> None:
-    environment = _environment()
+    with tempfile.TemporaryDirectory() as task_root:
+        _run(_environment(task_root))
+
+
+def _run(environment: dict[str, str]) -> None:
     probes = {
         "boto3": "import boto3",
         **{name: LOAD_FUNCTION.format(name=name) for name in FUNCTIONS},
@@ -99,9 +112,8 @@ def run(rig: Rig) -> None:
     for name in FUNCTIONS:
         figure(f"cold_import_ratio_{name}", ratios[name])
         figure(f"cold_import_{name}_ms", median(seconds[name]) * 1000)
-    figure(
-        "cold_import_ratio_floor_boto3_and_client", median(seconds["boto3_and_dynamodb_client"]) / baseline
-    )
+    for component in COMPONENTS:
+        figure(f"cold_import_ratio_component_{component}", median(seconds[component]) / baseline)
     log(
         "imports, median ms alone in a fresh interpreter: "
         + ", ".join(f"{name} {median(seconds[name]) * 1000:.0f}" for name in targets)

@@ -19,7 +19,8 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
-def _modules_after_importing_ingest() -> set[str]:
+def _modules_after_importing_ingest(*, deployed: bool = False) -> set[str]:
+    """`deployed` runs it as Lambda does (`Tracing: Active`): Tracer on, the X-Ray SDK on its Lambda path."""
     environment = {
         **os.environ,
         "EVENTS_TABLE": "EventsTable",
@@ -27,6 +28,9 @@ def _modules_after_importing_ingest() -> set[str]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "POWERTOOLS_TRACE_DISABLED": "1",
     }
+    if deployed:
+        del environment["POWERTOOLS_TRACE_DISABLED"]
+        environment.update(LAMBDA_TASK_ROOT=str(REPO_ROOT), AWS_LAMBDA_FUNCTION_NAME="ingest")
     output = subprocess.run(
         [sys.executable, "-c", PROBE],
         cwd=REPO_ROOT,
@@ -60,3 +64,20 @@ def test_the_ingest_function_loads_none_of_the_apis_models_cursors_or_paging() -
         "pullbridge.connections",
     }.isdisjoint(modules)
     assert "pullbridge.connection_records" in modules
+
+
+def test_the_ingest_function_makes_its_client_without_boto3() -> None:
+    """botocore makes the same client; boto3 would add its resources and s3transfer to every cold start."""
+    modules = _modules_after_importing_ingest()
+    assert "botocore.client" in modules
+    assert not {name for name in modules if name.split(".")[0] in ("boto3", "s3transfer")}
+
+
+def test_the_deployed_tracer_patches_botocore_only() -> None:
+    """X-Ray's patch_all would import and wrap every library it knows that is installed: httpx, sqlite3,
+    http.client's wrappers. The webhook path traces its DynamoDB calls and nothing else."""
+    modules = _modules_after_importing_ingest(deployed=True)
+    assert "aws_xray_sdk.ext.botocore.patch" in modules
+    assert not {name for name in modules if name.split(".")[0] in ("httpx", "sqlite3", "requests")}
+    patches = {name for name in modules if name.startswith("aws_xray_sdk.ext.") and name.endswith(".patch")}
+    assert patches == {"aws_xray_sdk.ext.botocore.patch"}
