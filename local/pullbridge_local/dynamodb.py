@@ -18,7 +18,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from pullbridge_local import LOCAL_ACCESS_KEY, LOCAL_REGION
+from pullbridge_local import LOCAL_ACCESS_KEY, LOCAL_REGION, moto_transactions
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -36,6 +36,7 @@ def _serve_forever_in_child(ports: multiprocessing.queues.Queue[int]) -> None:
 
 
 def _single_threaded_server() -> BaseWSGIServer:
+    moto_transactions.install()
     application = DomainDispatcherApplication(create_backend_app)
     return make_server("127.0.0.1", 0, application, threaded=False, request_handler=_QuietRequestHandler)
 

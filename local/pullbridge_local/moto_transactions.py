@@ -1,0 +1,93 @@
+"""Transactions on the embedded DynamoDB that cost what they touch, not what the tables hold.
+
+moto's `TransactWriteItems` backs up each table it touches with a deep copy, once per transaction item,
+so that it can roll back. A transaction therefore costs O(items x table size): on a log of 10,000
+events every webhook took seconds, and a backfill slowed down quadratically. DynamoDB has no such cost.
+
+This keeps moto's own transaction code and its semantics (conditions, cancellation reasons, rollback)
+and makes only the backup cheap: a new table object whose item index is copied (references, not
+items), with a deep copy of just the items the transaction names. That suffices because moto's `Put`
+and `Delete` replace or remove index entries, and only `Update` changes an item object in place.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections import defaultdict
+from typing import Any
+
+from moto.dynamodb import models as dynamodb_models
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
+
+_prepared = threading.local()
+_original_transact_write_items = DynamoDBBackend.transact_write_items
+
+
+class _BackupAwareCopy:
+    """Stands in for the `copy` module inside moto's DynamoDB backend: a deep copy of a table that a
+    running transaction prepared a backup for returns that backup; anything else is deep-copied."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    def deepcopy(self, value: Any, memo: dict[int, Any] | None = None) -> Any:
+        backups: dict[int, Table] | None = getattr(_prepared, "backups", None)
+        if backups and isinstance(value, Table) and id(value) in backups:
+            return backups[id(value)]
+        return copy.deepcopy(value, memo)
+
+
+def _named_keys(table: Table, transact_items: list[dict[str, Any]]) -> list[tuple[Any, Any]]:
+    keys = []
+    for operation in transact_items:
+        request = next(iter(operation.values()))
+        if request.get("TableName") != table.name:
+            continue
+        attributes = request.get("Key") or request.get("Item") or {}
+        if table.hash_key_attr not in attributes:
+            continue  # moto rejects it itself
+        range_value = attributes.get(table.range_key_attr) if table.range_key_attr else None
+        keys.append(
+            (DynamoType(attributes[table.hash_key_attr]), DynamoType(range_value) if range_value else None)
+        )
+    return keys
+
+
+def _backup(table: Table, transact_items: list[dict[str, Any]]) -> Table:
+    backup = copy.copy(table)
+    items: defaultdict[Any, Any] = defaultdict(dict)
+    for hash_value, entry in table.items.items():
+        items[hash_value] = dict(entry) if isinstance(entry, dict) else entry
+    for hash_value, range_value in _named_keys(table, transact_items):
+        named = items.get(hash_value)
+        if range_value is None:
+            if named is not None and not isinstance(named, dict):
+                items[hash_value] = copy.deepcopy(named)
+        elif isinstance(named, dict) and range_value in named:
+            named[range_value] = copy.deepcopy(named[range_value])
+    backup.items = items
+    return backup
+
+
+def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    backups: dict[int, Table] = {}
+    for operation in transact_items:
+        table = self.tables.get(next(iter(operation.values())).get("TableName"))
+        if table is not None and id(table) not in backups:
+            backups[id(table)] = _backup(table, transact_items)
+    _prepared.backups = backups
+    try:
+        _original_transact_write_items(self, transact_items)
+    finally:
+        _prepared.backups = None
+
+
+def install() -> None:
+    """Idempotent; every embedded DynamoDB server calls it before it serves."""
+    if DynamoDBBackend.transact_write_items is _transact_write_items:
+        return
+    dynamodb_models.copy = _BackupAwareCopy()  # type: ignore[attr-defined,assignment]
+    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
