@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from pullbridge.connections import StoredConnection, archive_connection, create_connection
 from pullbridge.errors import StorageUnavailable
@@ -205,3 +205,108 @@ def test_large_batches_are_split_into_transactions_and_keep_their_order(
     assert len(result.event_ids) == 70
     assert calls.names.count("TransactWriteItems") == 3
     assert _labels(store) == labels
+
+
+# --- the head moved inside the commit: one request when a writer knows the head --------------------
+
+
+def test_a_writer_that_knows_the_head_commits_in_one_request_and_a_duplicate_takes_no_position(
+    store: Store, connection: StoredConnection
+) -> None:
+    with counting(store._client) as first:
+        store.append(TENANT, connection.id, [_draft(connection, "a")])
+    with counting(store._client) as second:
+        store.append(TENANT, connection.id, [_draft(connection, "b")])
+    with counting(store._client) as duplicate:
+        again = store.append(TENANT, connection.id, [_draft(connection, "a")])
+
+    assert first.names == ["UpdateItem", "TransactWriteItems"]
+    assert second.names == ["TransactWriteItems"]
+    assert (duplicate.names, again.duplicates) == (["TransactWriteItems"], 1)
+    assert store.log_head(TENANT, None) == store.log_head(TENANT, connection.id) == 2  # nothing to release
+    assert _labels(store) == _labels(store, connection.id) == ["a", "b"]
+    assert store.read_log(TENANT, None, 0, 10).exhausted is True
+
+
+def test_a_stale_view_of_the_head_costs_one_cancelled_commit_and_lands_after_the_other_writer(
+    settings: Settings, store: Store, connection: StoredConnection
+) -> None:
+    other_writer = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
+    store.append(TENANT, connection.id, [_draft(connection, "a1")])
+    other_writer.append(TENANT, connection.id, [_draft(connection, "b1"), _draft(connection, "b2")])
+
+    with counting(store._client) as calls:
+        store.append(TENANT, connection.id, [_draft(connection, "a2")])
+
+    assert calls.names == ["TransactWriteItems", "TransactWriteItems"]
+    assert _labels(store) == _labels(store, connection.id) == ["a1", "b1", "b2", "a2"]
+    read = store.read_log(TENANT, None, 0, 10)
+    assert (read.position, read.exhausted) == (4, True)  # no gap, no tombstone
+
+
+def test_a_writer_outpaced_twice_takes_its_positions_with_add(
+    settings: Settings, store: Store, connection: StoredConnection
+) -> None:
+    other_writer = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
+    store.append(TENANT, connection.id, [_draft(connection, "a1")])
+    interruptions = iter(["x1", "x2", "x3"])
+
+    def another_commit_first(**_: Any) -> None:
+        label = next(interruptions, None)
+        if label:
+            other_writer.append(TENANT, connection.id, [_draft(connection, label)])
+
+    store._client.meta.events.register("before-call.dynamodb.TransactWriteItems", another_commit_first)
+    try:
+        with counting(store._client) as calls:
+            store.append(TENANT, connection.id, [_draft(connection, "a2")])
+    finally:
+        store._client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", another_commit_first)
+
+    assert calls.names == ["TransactWriteItems", "TransactWriteItems", "UpdateItem", "TransactWriteItems"]
+    # a2 took its position by ADD before x3 was written, so x3 follows it
+    assert _labels(store) == _labels(store, connection.id) == ["a1", "x1", "x2", "a2", "x3"]
+    assert store.read_log(TENANT, None, 0, 10).exhausted is True
+
+
+def test_after_a_commit_of_unknown_outcome_the_writer_trusts_its_view_no_more(
+    store: Store, connection: StoredConnection
+) -> None:
+    store.append(TENANT, connection.id, [_draft(connection, "a")])
+    timeouts = iter([True])
+
+    def time_out_once(**_: Any) -> None:
+        if next(timeouts, False):
+            raise ReadTimeoutError(endpoint_url="http://dynamodb")
+
+    store._client.meta.events.register("before-call.dynamodb.TransactWriteItems", time_out_once)
+    try:
+        with pytest.raises(StorageUnavailable):
+            store.append(TENANT, connection.id, [_draft(connection, "lost")])
+        with counting(store._client) as calls:
+            store.append(TENANT, connection.id, [_draft(connection, "b")])
+    finally:
+        store._client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", time_out_once)
+
+    assert calls.names == ["UpdateItem", "TransactWriteItems"]
+    assert _labels(store) == ["a", "b"]
+
+
+def test_a_view_that_pairs_the_head_with_an_old_connection_counter_cannot_move_it_back(
+    settings: Settings, store: Store, connection: StoredConnection
+) -> None:
+    other_writer = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
+    store.append(TENANT, connection.id, [_draft(connection, "a1")])
+    other_writer._allocate(TENANT, connection.id, 1)  # position 2 of both logs, not committed yet
+    # A view with the current `seq` but the connection counter from before that allocation
+    view = store._heads[TENANT]
+    view.seq = 2
+    view.connections[connection.id] = (1, view.connections[connection.id][1])
+
+    store.append(TENANT, connection.id, [_draft(connection, "a2")])
+
+    # a2 took position 3 of both logs; position 2 is still the other writer's to commit
+    assert store.log_head(TENANT, None) == store.log_head(TENANT, connection.id) == 3
+    event = store.get_event(TENANT, 3)
+    assert event is not None
+    assert event["data"]["label"] == "a2"

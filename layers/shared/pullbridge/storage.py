@@ -17,6 +17,12 @@ the rows, the dedupe claim and a connection guard in one transaction whose every
 the position still being empty. A reader never passes an empty position: it waits, or, once the
 position is older than the write deadline, fences it with a conditional tombstone, so a late writer's
 commit fails and retries at a new position instead of landing behind the reader.
+
+The common case takes one request: a writer that knows the head (from its own last write) moves it
+inside the commit itself, conditional on `seq` being what it knew. Every allocation moves `seq`, so a
+commit that lands allocated exactly what it wrote, and one that fails allocated nothing. A stale view
+costs one cancelled transaction, which returns the current head; after a second miss the writer falls
+back to the `ADD`.
 """
 
 from __future__ import annotations
@@ -48,12 +54,15 @@ Item = dict[str, Any]
 
 HEAD_POSITION = 0
 DUE_PARTITION = "DUE"
-MAX_TRANSACTION_ITEMS = 99  # DynamoDB allows 100 items; one is kept for the connection guard
+MAX_TRANSACTION_ITEMS = 98  # DynamoDB allows 100 items; two are kept for the connection guard and the head
 MAX_TRANSACTION_BYTES = 3_500_000  # DynamoDB caps a transaction at 4 MB
 MAX_ITEM_BYTES = 390_000  # DynamoDB caps an item at 400 KB
 COMPRESS_ABOVE_BYTES = 32_000
 MAX_FENCES_PER_READ = 100
 MAX_COMMIT_ATTEMPTS = 6
+MAX_HEAD_GUESSES = 2
+"""Commits that move the head themselves, per chunk, before a writer falls back to `ADD`."""
+MAX_KNOWN_HEADS = 10_000
 
 _RETRYABLE_CANCELLATIONS = {"TransactionConflict"}
 _THROTTLING_CODES = {
@@ -205,6 +214,32 @@ class _Allocation:
     at_ms: int
     prev_at_ms: int
     prev_connection_at_ms: int
+    expected_seq: int | None = None
+    """Set when the commit itself moves the head, from this `seq`: nothing is taken until it lands."""
+
+    @property
+    def in_commit(self) -> bool:
+        return self.expected_seq is not None
+
+
+@dataclass
+class _KnownHead:
+    """A tenant's log head as this instance last saw it. `seq` versions the whole item: every allocation
+    moves it, so while `seq` is unchanged, so are `alloc_at` and every connection's `c_`/`a_` pair."""
+
+    seq: int
+    alloc_at_ms: int
+    connections: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """connection id -> (`c_<id>`, `a_<id>`)"""
+
+    @classmethod
+    def from_item(cls, item: Item) -> _KnownHead:
+        connections = {
+            name[2:]: (_num(item, name), _num(item, f"a_{name[2:]}"))
+            for name in item
+            if name.startswith("c_")
+        }
+        return cls(_num(item, "seq"), _num(item, "alloc_at"), connections)
 
 
 @dataclass
@@ -235,6 +270,7 @@ class Store:
         self._retention_seconds = settings.retention_days * 86_400
         self._deadline_ms = int(settings.write_deadline_seconds * 1000)
         self._clock = clock
+        self._heads: dict[str, _KnownHead] = {}
 
     @property
     def retention_seconds(self) -> int:
@@ -287,32 +323,47 @@ class Store:
     ) -> None:
         pending = list(chunk)
         allocation: _Allocation | None = None
+        head_guesses = MAX_HEAD_GUESSES
         for attempt in range(MAX_COMMIT_ATTEMPTS):
             if not pending:
-                if allocation:
+                if allocation and not allocation.in_commit:
                     self._release(allocation)
                 return
             if allocation is None:
-                allocation = self._allocate(tenant_id, connection_id, len(pending))
+                guessed = (
+                    self._allocate_in_commit(tenant_id, connection_id, len(pending)) if head_guesses else None
+                )
+                allocation = guessed or self._allocate(tenant_id, connection_id, len(pending))
             items, event_ids = self._commit_items(allocation, pending, guard)
             try:
                 self._client.transact_write_items(TransactItems=items)
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                    self._release(allocation, committed_maybe=True)
+                    self._abandon(allocation, committed_maybe=True)
                     raise _storage_error(exc) from exc
-                outcome = self._classify_cancellation(exc, pending, guard)
+                outcome = self._classify_cancellation(exc, pending, guard, allocation)
                 if outcome.guard_failed:
-                    self._release(allocation)
+                    self._abandon(allocation)
                     raise ConnectionChanged(connection_id) from exc
                 if outcome.unexpected:
-                    self._release(allocation)
+                    self._abandon(allocation)
                     raise _storage_error(exc) from exc
                 for index in sorted(outcome.duplicates, reverse=True):
                     draft = pending.pop(index)[0]
                     result.duplicates += 1
                     result.duplicate_event_ids.extend(self._claimed_ids(draft, outcome.duplicates[index]))
-                if outcome.fenced:
+                if allocation.in_commit:
+                    # Nothing was taken: plan again, from the head the cancellation returned if it moved.
+                    if outcome.current_head is not None:
+                        self._heads[tenant_id] = _KnownHead.from_item(outcome.current_head)
+                    elif outcome.fenced:
+                        self._heads.pop(
+                            tenant_id, None
+                        )  # cannot happen while the view holds; trust it no more
+                    if outcome.current_head is not None or outcome.conflict or outcome.fenced:
+                        head_guesses -= 1
+                    allocation = None
+                elif outcome.fenced:
                     # A reader gave up on our positions: release them all and take new ones.
                     self._release(allocation)
                     allocation = None
@@ -322,13 +373,56 @@ class Store:
             except BotoCoreError as exc:
                 # Unknown outcome (e.g. a timeout): the commit may have landed, so release conditionally.
                 # A redelivery then finds the claim if it did, and is stored anew if it did not.
-                self._release(allocation, committed_maybe=True)
+                self._abandon(allocation, committed_maybe=True)
                 raise _storage_error(exc) from exc
+            if allocation.in_commit:
+                self._learn_allocation(allocation)
             result.event_ids.extend(event_ids)
             return
         if allocation:
-            self._release(allocation)
+            self._abandon(allocation)
         raise StorageUnavailable("the log is too contended; retry later", key="storage_contention")
+
+    def _abandon(self, allocation: _Allocation, *, committed_maybe: bool = False) -> None:
+        """Give up a commit: an `ADD` allocation is released; a head moved in the commit took nothing,
+        but the view it came from may be wrong now."""
+        if allocation.in_commit:
+            self._heads.pop(allocation.tenant_id, None)
+        else:
+            self._release(allocation, committed_maybe=committed_maybe)
+
+    def _allocate_in_commit(self, tenant_id: str, connection_id: str, size: int) -> _Allocation | None:
+        """Positions the commit takes itself, from the head this instance knows; None if it knows none."""
+        head = self._heads.get(tenant_id)
+        if head is None or connection_id not in head.connections:
+            return None
+        cseq, connection_at_ms = head.connections[connection_id]
+        return _Allocation(
+            tenant_id=tenant_id,
+            connection_id=connection_id,
+            first_seq=head.seq + 1,
+            first_cseq=cseq + 1,
+            size=size,
+            at_ms=int(self._clock() * 1000),
+            prev_at_ms=head.alloc_at_ms,
+            prev_connection_at_ms=connection_at_ms,
+            expected_seq=head.seq,
+        )
+
+    def _learn_allocation(self, allocation: _Allocation) -> None:
+        """The head as an allocation left it: an `ADD` once it returns, a move in a commit once it lands."""
+        head = self._heads.get(allocation.tenant_id)
+        if head is None or head.seq != allocation.first_seq - 1:
+            # Someone else allocated since this view: only what this allocation moved is known.
+            if len(self._heads) >= MAX_KNOWN_HEADS:
+                self._heads.clear()
+            head = self._heads[allocation.tenant_id] = _KnownHead(0, 0)
+        head.seq = allocation.first_seq + allocation.size - 1
+        head.alloc_at_ms = allocation.at_ms
+        head.connections[allocation.connection_id] = (
+            allocation.first_cseq + allocation.size - 1,
+            allocation.at_ms,
+        )
 
     def _allocate(self, tenant_id: str, connection_id: str, size: int) -> _Allocation:
         now_ms = int(self._clock() * 1000)
@@ -349,7 +443,7 @@ class Store:
         except (ClientError, BotoCoreError) as exc:
             raise _storage_error(exc) from exc
         old = response.get("Attributes", {})
-        return _Allocation(
+        allocation = _Allocation(
             tenant_id=tenant_id,
             connection_id=connection_id,
             first_seq=_num(old, "seq") + 1,
@@ -359,6 +453,8 @@ class Store:
             prev_at_ms=_num(old, "alloc_at"),
             prev_connection_at_ms=_num(old, f"a_{connection_id}"),
         )
+        self._learn_allocation(allocation)  # the `ADD` itself moved the head, whatever the commit does
+        return allocation
 
     def _commit_items(
         self,
@@ -367,6 +463,8 @@ class Store:
         guard: ConnectionGuard | None,
     ) -> tuple[list[TransactWriteItemTypeDef], list[str]]:
         items: list[TransactWriteItemTypeDef] = []
+        if allocation.in_commit:
+            items.append(self._head_move(allocation))
         if guard is not None:
             items.append(
                 {
@@ -432,6 +530,32 @@ class Store:
         for offset in range(len(pending), allocation.size):
             items.extend(self._tombstone_puts(allocation, offset))
         return items, event_ids
+
+    def _head_move(self, allocation: _Allocation) -> TransactWriteItemTypeDef:
+        return {
+            "Update": {
+                "TableName": self._events_table,
+                "Key": {"pk": _s(_tenant_log(allocation.tenant_id)), "sk": _n(HEAD_POSITION)},
+                "UpdateExpression": "SET #seq = :seq, #cseq = :cseq, #at = :now, #cat = :now",
+                # `seq` versions the head; the connection's own counter is checked too, in case a view
+                # ever pairs them wrongly: a counter moved back would reissue its positions.
+                "ConditionExpression": "#seq = :expected AND #cseq = :cexpected",
+                "ExpressionAttributeNames": {
+                    "#seq": "seq",
+                    "#cseq": f"c_{allocation.connection_id}",
+                    "#at": "alloc_at",
+                    "#cat": f"a_{allocation.connection_id}",
+                },
+                "ExpressionAttributeValues": {
+                    ":seq": _n(allocation.first_seq + allocation.size - 1),
+                    ":cseq": _n(allocation.first_cseq + allocation.size - 1),
+                    ":now": _n(allocation.at_ms),
+                    ":expected": _n(allocation.expected_seq or 0),
+                    ":cexpected": _n(allocation.first_cseq - 1),
+                },
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
 
     @staticmethod
     def _row_attributes(
@@ -518,24 +642,32 @@ class Store:
     @dataclass
     class _Cancellation:
         duplicates: dict[int, Item] = field(default_factory=dict)
+        current_head: Item | None = None
+        """The head, when a commit that moved it found it moved by someone else."""
         guard_failed: bool = False
         fenced: bool = False
         conflict: bool = False
         unexpected: bool = False
 
     def _classify_cancellation(
-        self, exc: ClientError, pending: list[tuple[EventDraft, str, Any]], guard: ConnectionGuard | None
+        self,
+        exc: ClientError,
+        pending: list[tuple[EventDraft, str, Any]],
+        guard: ConnectionGuard | None,
+        allocation: _Allocation,
     ) -> Store._Cancellation:
         reasons = exc.response.get("CancellationReasons") or []
         outcome = Store._Cancellation()
-        roles = self._item_roles(pending, guard)
+        roles = self._item_roles(pending, guard, head=allocation.in_commit)
         for index, reason in enumerate(reasons):
             code = reason.get("Code", "None")
             if code in ("None", None):
                 continue
             role, draft_index = roles[index] if index < len(roles) else ("tombstone", -1)
             if code == "ConditionalCheckFailed":
-                if role == "guard":
+                if role == "head":
+                    outcome.current_head = dict(reason.get("Item", {}))
+                elif role == "guard":
                     outcome.guard_failed = True
                 elif role == "claim":
                     outcome.duplicates[draft_index] = dict(reason.get("Item", {}))
@@ -553,9 +685,11 @@ class Store:
 
     @staticmethod
     def _item_roles(
-        pending: list[tuple[EventDraft, str, Any]], guard: ConnectionGuard | None
+        pending: list[tuple[EventDraft, str, Any]], guard: ConnectionGuard | None, *, head: bool
     ) -> list[tuple[str, int]]:
-        roles: list[tuple[str, int]] = [("guard", -1)] if guard is not None else []
+        roles: list[tuple[str, int]] = [("head", -1)] if head else []
+        if guard is not None:
+            roles.append(("guard", -1))
         for index, (draft, _, _) in enumerate(pending):
             if draft.delivery_id is not None:
                 roles.append(("claim", index))
