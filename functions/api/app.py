@@ -19,7 +19,7 @@ from pullbridge.auth import authenticate
 from pullbridge.cursors import CursorCodec
 from pullbridge.events import EventFilters, EventReader
 from pullbridge.http import install_error_handlers, request_base_url
-from pullbridge.launch import PullLauncher, lambda_client
+from pullbridge.launch import PullLauncher
 from pullbridge.models import (
     Connection,
     ConnectionCreate,
@@ -52,9 +52,7 @@ codec = CursorCodec(
     settings.cursor_secret or parameters.get_secret(settings.cursor_secret_arn or "", max_age=3600)
 )
 reader = EventReader(store, codec, write_deadline_seconds=settings.write_deadline_seconds)
-launcher = (
-    PullLauncher(lambda_client(), settings.puller_function_name) if settings.puller_function_name else None
-)
+launcher = PullLauncher(settings.puller_function_name) if settings.puller_function_name else None
 app = APIGatewayHttpResolver(enable_validation=True)
 install_error_handlers(app, logger, validation=True)
 
