@@ -30,18 +30,19 @@ module = importlib.util.module_from_spec(spec)
 sys.modules[spec.name] = module
 spec.loader.exec_module(module)
 """
+_CLIENT = "import botocore.session; botocore.session.get_session().create_client('dynamodb')\n"
+_OBSERVABILITY = "from aws_lambda_powertools import Logger, Metrics; Logger(); Metrics()\n"
+_TRACER = "from aws_lambda_powertools import Tracer; Tracer(patch_modules=('botocore',))\n"
+_RESOLVER = "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver; APIGatewayHttpResolver()\n"
+_SETTINGS = "from pullbridge.settings import load_settings; load_settings()\n"
 COMPONENTS = {
-    # The floor of any function that makes its DynamoDB client at import, as all three do
-    "botocore_and_dynamodb_client": (
-        "import botocore.session; botocore.session.get_session().create_client('dynamodb')"
-    ),
-    # What the functions add on top, each alone in a fresh interpreter (so each includes what it shares)
-    "powertools_logger_and_metrics": "from aws_lambda_powertools import Logger, Metrics; Logger(); Metrics()",
-    "powertools_tracer": "from aws_lambda_powertools import Tracer; Tracer(patch_modules=('botocore',))",
-    "pydantic_model": "import pydantic\nclass M(pydantic.BaseModel):\n    x: int",
-    "powertools_resolver": (
-        "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver; APIGatewayHttpResolver()"
-    ),
+    # The ingest function built up step by step, each step in a fresh interpreter with all before it
+    "step1_dynamodb_client": _CLIENT,
+    "step2_plus_logger_and_metrics": _CLIENT + _OBSERVABILITY,
+    "step3_plus_tracer": _CLIENT + _OBSERVABILITY + _TRACER,
+    "step4_plus_resolver": _CLIENT + _OBSERVABILITY + _TRACER + _RESOLVER,
+    "step5_plus_pydantic_settings": _CLIENT + _OBSERVABILITY + _TRACER + _RESOLVER + _SETTINGS,
+    # What the puller adds
     "httpx_client": "import httpx; httpx.Client()",
 }
 
