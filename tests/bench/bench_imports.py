@@ -1,5 +1,5 @@
 """Cold start: each function module's import time in a fresh interpreter ÷ `import boto3` in a fresh
-interpreter, interleaved in the same run, median of 5 (after one unmeasured round that warms the disk
+interpreter, interleaved in the same run, median of 9 (after one unmeasured round that warms the disk
 cache and the bytecode)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import tempfile
 from tests.bench.bench_common import CURSOR_SECRET, Rig, figure, log, median
 from tests.support import REPO_ROOT
 
-RUNS = 5
+RUNS = 9
 FUNCTIONS = ("ingest", "api", "puller")
 
 PROBE = """

@@ -18,6 +18,7 @@ from tests.support import TEST_SECRET, lambda_context, standard_webhook_event
 
 WARM_WEBHOOKS = 25
 ROUNDS = 16
+OWN_CODE_WEBHOOKS = 2_000
 """Each round is a new connection on a new instance (its first webhook reads the connection), then warm
 webhooks. The tables keep growing over the rounds: the embedded DynamoDB's transactions cost what they
 touch (`pullbridge_local.moto_transactions`), as on DynamoDB, not what the table holds."""
@@ -120,3 +121,22 @@ def run(rig: Rig) -> None:
     figure("ingest_handler_other_ms", handler_other_ms)
     figure("ingest_baseline_putitem_ms", put_ms)
     figure("ingest_baseline_other_ms", baseline_other_ms)
+    figure("ingest_handler_own_code_ms", _own_code_ms(ingest, connection.id, context, counter))
+
+
+def _own_code_ms(ingest: Any, connection_id: str, context: Any, counter: int) -> float:
+    """The handler with its one request answered at once, in process: what pullbridge and Powertools
+    cost per webhook, without botocore building, sending and parsing the request."""
+    client = ingest.store._client
+    client.transact_write_items = lambda **_: {}  # shadows the client's method on this instance only
+    try:
+        events = [
+            standard_webhook_event(connection_id, _body(n), message_id=f"own{n}")
+            for n in range(counter, counter + OWN_CODE_WEBHOOKS)
+        ]
+        started = time.perf_counter()
+        for event in events:
+            ingest.lambda_handler(event, context)
+        return (time.perf_counter() - started) / OWN_CODE_WEBHOOKS * 1000
+    finally:
+        del client.transact_write_items
