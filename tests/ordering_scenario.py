@@ -33,12 +33,15 @@ class StallingCommits:
     rng: random.Random
     deadline_seconds: float
     long_stalls: int = 0
+    head_moving_commits: int = 0
+    """Commits that allocate themselves (an `Update` of the head inside), as opposed to after an `ADD`."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __call__(self, **_: Any) -> None:
+    def __call__(self, params: dict[str, Any], **_: Any) -> None:
         with self.lock:
             roll = self.rng.random()
             self.long_stalls += roll < 0.08
+            self.head_moving_commits += b'{"Update":' in params["body"]  # the serialized request
         if roll < 0.08:
             time.sleep(self.deadline_seconds * 2.5)  # past the deadline: a reader fences this position
         elif roll < 0.5:
@@ -53,6 +56,7 @@ class ScenarioResult:
     seen: list[list[str]]
     """Per poller (same order as `filters`), the ids it received."""
     long_stalls: int
+    head_moving_commits: int
 
     @property
     def every_event(self) -> list[str]:
@@ -152,4 +156,4 @@ def run_scenario(
         thread.join(timeout=60)
     if errors:
         raise RuntimeError(f"the scenario failed to run: {errors!r}")
-    return ScenarioResult(committed, filters, seen, stalls.long_stalls)
+    return ScenarioResult(committed, filters, seen, stalls.long_stalls, stalls.head_moving_commits)

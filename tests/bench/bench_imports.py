@@ -33,7 +33,9 @@ spec.loader.exec_module(module)
 _CLIENT = "import botocore.session; botocore.session.get_session().create_client('dynamodb')\n"
 _OBSERVABILITY = "from aws_lambda_powertools import Logger, Metrics; Logger(); Metrics()\n"
 _TRACER = "from aws_lambda_powertools import Tracer; Tracer(patch_modules=('botocore',))\n"
-_RESOLVER = "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver; APIGatewayHttpResolver()\n"
+_RESOLVER = (
+    "from aws_lambda_powertools.event_handler import APIGatewayHttpResolver; APIGatewayHttpResolver()\n"
+)
 _SETTINGS = "from pullbridge.settings import load_settings; load_settings()\n"
 COMPONENTS = {
     # The ingest function built up step by step, each step in a fresh interpreter with all before it

@@ -23,6 +23,8 @@ def test_pollers_see_every_event_exactly_once_in_one_order_despite_stalled_write
     )
     assert len(result.every_event) == 2 * WRITERS_PER_CONNECTION * EVENTS_PER_WRITER
     assert result.long_stalls > 0, "the scenario must stall some writers past the deadline"
+    # Both allocation paths ran: each writer's first commit follows an ADD, and later ones move the head
+    assert result.head_moving_commits > 0, "no commit moved the head itself"
     reference = result.seen[0]
     for filters, seen in zip(result.filters, result.seen, strict=True):
         expected = result.expected_for(filters)
