@@ -34,7 +34,8 @@ class StallingCommits:
     deadline_seconds: float
     long_stalls: int = 0
     head_moving_commits: int = 0
-    """Commits that allocate themselves (an `Update` of the head inside), as opposed to after an `ADD`."""
+    """Commit attempts (landed or cancelled) that allocate themselves with an `Update` of the head inside,
+    as opposed to commits after an `ADD`."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, params: dict[str, Any], **_: Any) -> None:

@@ -24,7 +24,7 @@ def run(rig: Rig) -> None:
         out_of_order += seen != [event_id for event_id in reference if event_id in expected]
     log(
         f"exactly once: {len(result.every_event)} events, {result.long_stalls} commits stalled past the "
-        f"deadline, {result.head_moving_commits} commits that moved the head themselves, "
+        f"deadline, {result.head_moving_commits} commit attempts that moved the head themselves (landed or cancelled), "
         f"pollers saw {[len(seen) for seen in result.seen]}"
     )
     figure(
