@@ -310,3 +310,89 @@ def test_a_view_that_pairs_the_head_with_an_old_connection_counter_cannot_move_i
     event = store.get_event(TENANT, 3)
     assert event is not None
     assert event["data"]["label"] == "a2"
+
+
+# --- a commit moving the head right now: what DynamoDB answers, and what the writers and readers do ------
+
+
+def _fail_once(client: Any, operation: str, error: ClientError) -> None:
+    """The next `operation` on `client` fails with `error`, as DynamoDB answers it; later ones go through."""
+
+    def fail(**_: Any) -> None:
+        client.meta.events.unregister(f"before-call.dynamodb.{operation}", fail)
+        raise error
+
+    client.meta.events.register(f"before-call.dynamodb.{operation}", fail)
+
+
+def _transaction_conflict(operation: str) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": "TransactionConflictException", "Message": "item in a transaction"}}, operation
+    )
+
+
+def test_an_add_that_meets_another_instances_commit_on_the_head_is_retried(
+    store: Store, connection: StoredConnection
+) -> None:
+    _fail_once(store._client, "UpdateItem", _transaction_conflict("UpdateItem"))
+
+    with counting(store._client) as calls:
+        store.append(TENANT, connection.id, [_draft(connection, "a")])
+
+    assert calls.names == ["UpdateItem", "UpdateItem", "TransactWriteItems"]
+    assert _labels(store) == ["a"]
+
+
+def test_a_fence_that_meets_a_commit_in_flight_reads_again_instead_of_failing(
+    settings: Settings, store: Store, connection: StoredConnection
+) -> None:
+    store._allocate(TENANT, connection.id, 1)  # a writer took position 1 and died
+    store.append(TENANT, connection.id, [_draft(connection, "b")])
+    reader = Store(
+        dynamodb_client(settings.dynamodb_endpoint),
+        settings,
+        clock=_clock_at(settings.write_deadline_seconds + 1),
+    )
+    _fail_once(reader._client, "PutItem", _transaction_conflict("PutItem"))
+
+    with counting(reader._client) as calls:
+        labels = _labels(reader)
+
+    # The first fence met the commit; the reader looked again, fenced, and read on, with no error
+    assert labels == ["b"]
+    assert calls.names.count("PutItem") == 2
+
+
+def test_a_head_moving_commit_cancelled_by_a_conflict_is_planned_again_and_lands(
+    store: Store, connection: StoredConnection
+) -> None:
+    store.append(TENANT, connection.id, [_draft(connection, "a")])
+    cancelled = ClientError(
+        {
+            "Error": {"Code": "TransactionCanceledException", "Message": "conflict"},
+            "CancellationReasons": [{"Code": "TransactionConflict"}] + [{"Code": "None"}] * 3,
+        },
+        "TransactWriteItems",
+    )
+    _fail_once(store._client, "TransactWriteItems", cancelled)
+
+    with counting(store._client) as calls:
+        store.append(TENANT, connection.id, [_draft(connection, "b")])
+
+    assert calls.names == ["TransactWriteItems", "TransactWriteItems"]
+    assert _labels(store) == ["a", "b"]
+
+
+def test_a_head_moving_commit_stopped_by_its_guard_takes_no_position(
+    store: Store, connection: StoredConnection
+) -> None:
+    guard = ConnectionGuard(connection.id, connection.version)
+    store.append(TENANT, connection.id, [_draft(connection, "a")], guard=guard)
+    archive_connection(store, TENANT, connection.id)
+
+    with counting(store._client) as calls, pytest.raises(ConnectionChanged):
+        store.append(TENANT, connection.id, [_draft(connection, "b")], guard=guard)
+
+    assert calls.names == ["TransactWriteItems"]
+    assert store.log_head(TENANT, None) == 1
+    assert store.read_log(TENANT, None, 0, 10).exhausted is True

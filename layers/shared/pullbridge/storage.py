@@ -63,6 +63,7 @@ MAX_COMMIT_ATTEMPTS = 6
 MAX_HEAD_GUESSES = 2
 """Commits that move the head themselves, per chunk, before a writer falls back to `ADD`."""
 MAX_KNOWN_HEADS = 10_000
+MAX_ADD_ATTEMPTS = 4
 
 _RETRYABLE_CANCELLATIONS = {"TransactionConflict"}
 _THROTTLING_CODES = {
@@ -143,8 +144,12 @@ def _decode_document(item: Item) -> dict[str, Any]:
     return json.loads(item["doc"]["S"])  # type: ignore[no-any-return]
 
 
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
 def _storage_error(exc: Exception) -> StorageUnavailable:
-    code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+    code = _error_code(exc) if isinstance(exc, ClientError) else ""
     kind = "throttled" if code in _THROTTLING_CODES else "failed"
     return StorageUnavailable(f"storage {kind}; retry later", data={"code": code} if code else {})
 
@@ -338,7 +343,7 @@ class Store:
             try:
                 self._client.transact_write_items(TransactItems=items)
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                if _error_code(exc) != "TransactionCanceledException":
                     self._abandon(allocation, committed_maybe=True)
                     raise _storage_error(exc) from exc
                 outcome = self._classify_cancellation(exc, pending, guard, allocation)
@@ -357,9 +362,8 @@ class Store:
                     if outcome.current_head is not None:
                         self._heads[tenant_id] = _KnownHead.from_item(outcome.current_head)
                     elif outcome.fenced:
-                        self._heads.pop(
-                            tenant_id, None
-                        )  # cannot happen while the view holds; trust it no more
+                        # Cannot happen while the view holds: trust it no more.
+                        self._heads.pop(tenant_id, None)
                     if outcome.current_head is not None or outcome.conflict or outcome.fenced:
                         head_guesses -= 1
                     allocation = None
@@ -425,23 +429,32 @@ class Store:
         )
 
     def _allocate(self, tenant_id: str, connection_id: str, size: int) -> _Allocation:
-        now_ms = int(self._clock() * 1000)
-        try:
-            response = self._client.update_item(
-                TableName=self._events_table,
-                Key={"pk": _s(_tenant_log(tenant_id)), "sk": _n(HEAD_POSITION)},
-                UpdateExpression="ADD #seq :size, #cseq :size SET #at = :now, #cat = :now",
-                ExpressionAttributeNames={
-                    "#seq": "seq",
-                    "#cseq": f"c_{connection_id}",
-                    "#at": "alloc_at",
-                    "#cat": f"a_{connection_id}",
-                },
-                ExpressionAttributeValues={":size": _n(size), ":now": _n(now_ms)},
-                ReturnValues="UPDATED_OLD",
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise _storage_error(exc) from exc
+        for attempt in range(MAX_ADD_ATTEMPTS):
+            now_ms = int(self._clock() * 1000)
+            try:
+                response = self._client.update_item(
+                    TableName=self._events_table,
+                    Key={"pk": _s(_tenant_log(tenant_id)), "sk": _n(HEAD_POSITION)},
+                    UpdateExpression="ADD #seq :size, #cseq :size SET #at = :now, #cat = :now",
+                    ExpressionAttributeNames={
+                        "#seq": "seq",
+                        "#cseq": f"c_{connection_id}",
+                        "#at": "alloc_at",
+                        "#cat": f"a_{connection_id}",
+                    },
+                    ExpressionAttributeValues={":size": _n(size), ":now": _n(now_ms)},
+                    ReturnValues="UPDATED_OLD",
+                )
+                break
+            except ClientError as exc:
+                # Another instance's commit is moving the head right now; DynamoDB refuses a plain write
+                # to an item in a transaction, and botocore does not retry that. It is over in milliseconds.
+                if _error_code(exc) == "TransactionConflictException" and attempt + 1 < MAX_ADD_ATTEMPTS:
+                    time.sleep(0.005 * 2**attempt)
+                    continue
+                raise _storage_error(exc) from exc
+            except BotoCoreError as exc:
+                raise _storage_error(exc) from exc
         old = response.get("Attributes", {})
         allocation = _Allocation(
             tenant_id=tenant_id,
@@ -625,7 +638,7 @@ class Store:
                             ConditionExpression="attribute_not_exists(pk)",
                         )
                     except ClientError as exc:
-                        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                        if _error_code(exc) != "ConditionalCheckFailedException":
                             raise
                 return
             for start in range(0, len(puts), 25):
@@ -799,7 +812,9 @@ class Store:
                     ConditionExpression="attribute_not_exists(pk)",
                 )
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                # Either a commit filled the position first, or one is filling it right now (DynamoDB
+                # refuses a plain write to an item in a transaction): read again from here.
+                if _error_code(exc) in ("ConditionalCheckFailedException", "TransactionConflictException"):
                     return "raced"
                 raise _storage_error(exc) from exc
             except BotoCoreError as exc:
@@ -881,7 +896,7 @@ class Store:
         try:
             self._client.put_item(**request)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if _error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise _storage_error(exc) from exc
         except BotoCoreError as exc:
