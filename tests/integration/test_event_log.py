@@ -12,7 +12,14 @@ from pullbridge.connections import StoredConnection, archive_connection, create_
 from pullbridge.errors import StorageUnavailable
 from pullbridge.models import ConnectionCreate
 from pullbridge.settings import Settings
-from pullbridge.storage import ConnectionChanged, ConnectionGuard, EventDraft, Store, dynamodb_client
+from pullbridge.storage import (
+    HEAD_CONTENTION_SECONDS,
+    ConnectionChanged,
+    ConnectionGuard,
+    EventDraft,
+    Store,
+    dynamodb_client,
+)
 from tests.integration.conftest import counting
 from tests.support import TEST_SECRET, labelled_event
 
@@ -244,9 +251,11 @@ def test_a_stale_view_of_the_head_costs_one_cancelled_commit_and_lands_after_the
     assert (read.position, read.exhausted) == (4, True)  # no gap, no tombstone
 
 
-def test_a_writer_outpaced_twice_takes_its_positions_with_add(
-    settings: Settings, store: Store, connection: StoredConnection
+def test_a_writer_outpaced_twice_takes_its_positions_with_add_for_a_while(
+    settings: Settings, connection: StoredConnection
 ) -> None:
+    now = [time.time()]
+    store = Store(dynamodb_client(settings.dynamodb_endpoint), settings, clock=lambda: now[0])
     other_writer = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
     store.append(TENANT, connection.id, [_draft(connection, "a1")])
     interruptions = iter(["x1", "x2", "x3"])
@@ -258,14 +267,22 @@ def test_a_writer_outpaced_twice_takes_its_positions_with_add(
 
     store._client.meta.events.register("before-call.dynamodb.TransactWriteItems", another_commit_first)
     try:
-        with counting(store._client) as calls:
+        with counting(store._client) as outpaced:
             store.append(TENANT, connection.id, [_draft(connection, "a2")])
     finally:
         store._client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", another_commit_first)
+    with counting(store._client) as contended:
+        store.append(TENANT, connection.id, [_draft(connection, "a3")])
+    now[0] += HEAD_CONTENTION_SECONDS
+    with counting(store._client) as calm_again:
+        store.append(TENANT, connection.id, [_draft(connection, "a4")])
 
-    assert calls.names == ["TransactWriteItems", "TransactWriteItems", "UpdateItem", "TransactWriteItems"]
+    assert outpaced.names == ["TransactWriteItems", "TransactWriteItems", "UpdateItem", "TransactWriteItems"]
+    # Within the contention window it goes straight to ADD; after it, the commit moves the head again
+    assert contended.names == ["UpdateItem", "TransactWriteItems"]
+    assert calm_again.names == ["TransactWriteItems"]
     # a2 took its position by ADD before x3 was written, so x3 follows it
-    assert _labels(store) == _labels(store, connection.id) == ["a1", "x1", "x2", "a2", "x3"]
+    assert _labels(store) == _labels(store, connection.id) == ["a1", "x1", "x2", "a2", "x3", "a3", "a4"]
     assert store.read_log(TENANT, None, 0, 10).exhausted is True
 
 

@@ -62,6 +62,9 @@ MAX_FENCES_PER_READ = 100
 MAX_COMMIT_ATTEMPTS = 6
 MAX_HEAD_GUESSES = 2
 """Commits that move the head themselves, per chunk, before a writer falls back to `ADD`."""
+HEAD_CONTENTION_SECONDS = 1.0
+"""After its view goes stale that often, a writer takes positions by `ADD` for this long: a tenant that
+many instances write at once would otherwise cost a cancelled transaction per webhook."""
 MAX_KNOWN_HEADS = 10_000
 MAX_ADD_ATTEMPTS = 4
 
@@ -276,6 +279,7 @@ class Store:
         self._deadline_ms = int(settings.write_deadline_seconds * 1000)
         self._clock = clock
         self._heads: dict[str, _KnownHead] = {}
+        self._contended_until: dict[str, float] = {}
 
     @property
     def retention_seconds(self) -> int:
@@ -358,14 +362,7 @@ class Store:
                     result.duplicates += 1
                     result.duplicate_event_ids.extend(self._claimed_ids(draft, outcome.duplicates[index]))
                 if allocation.in_commit:
-                    # Nothing was taken: plan again, from the head the cancellation returned if it moved.
-                    if outcome.current_head is not None:
-                        self._heads[tenant_id] = _KnownHead.from_item(outcome.current_head)
-                    elif outcome.fenced:
-                        # Cannot happen while the view holds: trust it no more.
-                        self._heads.pop(tenant_id, None)
-                    if outcome.current_head is not None or outcome.conflict or outcome.fenced:
-                        head_guesses -= 1
+                    head_guesses = self._after_cancelled_head_move(tenant_id, outcome, head_guesses)
                     allocation = None
                 elif outcome.fenced:
                     # A reader gave up on our positions: release them all and take new ones.
@@ -387,6 +384,22 @@ class Store:
             self._abandon(allocation)
         raise StorageUnavailable("the log is too contended; retry later", key="storage_contention")
 
+    def _after_cancelled_head_move(
+        self, tenant_id: str, outcome: Store._Cancellation, head_guesses: int
+    ) -> int:
+        """A commit that moved the head took nothing: learn the head the cancellation returned, if it
+        moved, and count the miss. Returns the guesses left for this chunk."""
+        if outcome.current_head is not None:
+            self._heads[tenant_id] = _KnownHead.from_item(outcome.current_head)
+        elif outcome.fenced:
+            # Cannot happen while the view holds: trust it no more.
+            self._heads.pop(tenant_id, None)
+        if outcome.current_head is None and not outcome.conflict and not outcome.fenced:
+            return head_guesses  # only duplicates: plan again for the rest
+        if head_guesses <= 1:
+            self._contended_until[tenant_id] = self._clock() + HEAD_CONTENTION_SECONDS
+        return head_guesses - 1
+
     def _abandon(self, allocation: _Allocation, *, committed_maybe: bool = False) -> None:
         """Give up a commit: an `ADD` allocation is released; a head moved in the commit took nothing,
         but the view it came from may be wrong now."""
@@ -399,6 +412,8 @@ class Store:
         """Positions the commit takes itself, from the head this instance knows; None if it knows none."""
         head = self._heads.get(tenant_id)
         if head is None or connection_id not in head.connections:
+            return None
+        if self._contended_until.get(tenant_id, 0.0) > self._clock():
             return None
         cseq, connection_at_ms = head.connections[connection_id]
         return _Allocation(
@@ -420,6 +435,7 @@ class Store:
             # Someone else allocated since this view: only what this allocation moved is known.
             if len(self._heads) >= MAX_KNOWN_HEADS:
                 self._heads.clear()
+                self._contended_until.clear()
             head = self._heads[allocation.tenant_id] = _KnownHead(0, 0)
         head.seq = allocation.first_seq + allocation.size - 1
         head.alloc_at_ms = allocation.at_ms
