@@ -22,7 +22,7 @@ The common case takes one request: a writer that knows the head (from its own la
 inside the commit itself, conditional on `seq` being what it knew. Every allocation moves `seq`, so a
 commit that lands allocated exactly what it wrote, and one that fails allocated nothing. A stale view
 costs one cancelled transaction, which returns the current head; after a second miss the writer falls
-back to the `ADD`.
+back to the `ADD`, and keeps to it for a while under such contention.
 """
 
 from __future__ import annotations
