@@ -51,6 +51,15 @@ def _clock_at(offset_seconds: float) -> Any:
     return lambda: time.time() + offset_seconds
 
 
+def _reader_past_the_deadline(settings: Settings) -> Store:
+    """A reader whose clock is past the write deadline of everything written so far: it fences gaps."""
+    return Store(
+        dynamodb_client(settings.dynamodb_endpoint),
+        settings,
+        clock=_clock_at(settings.write_deadline_seconds + 1),
+    )
+
+
 def test_events_get_consecutive_positions_in_both_logs(store: Store, connection: StoredConnection) -> None:
     store.append(TENANT, connection.id, [_draft(connection, "a"), _draft(connection, "b")])
     store.append(TENANT, connection.id, [_draft(connection, "c")])
@@ -108,11 +117,7 @@ def test_a_reader_fences_a_position_abandoned_past_the_deadline(
 ) -> None:
     store._allocate(TENANT, connection.id, 1)  # a writer took position 1 and died
     store.append(TENANT, connection.id, [_draft(connection, "b")])
-    later = Store(
-        dynamodb_client(settings.dynamodb_endpoint),
-        settings,
-        clock=_clock_at(settings.write_deadline_seconds + 1),
-    )
+    later = _reader_past_the_deadline(settings)
     assert _labels(later) == ["b"]
     assert _labels(later, connection.id) == ["b"]
 
@@ -123,11 +128,7 @@ def test_a_late_commit_into_a_fenced_position_moves_to_a_new_position(
     # Given a writer that took position 1, and a reader that fenced it after the deadline
     allocation = store._allocate(TENANT, connection.id, 1)
     store.append(TENANT, connection.id, [_draft(connection, "b")])
-    later = Store(
-        dynamodb_client(settings.dynamodb_endpoint),
-        settings,
-        clock=_clock_at(settings.write_deadline_seconds + 1),
-    )
+    later = _reader_past_the_deadline(settings)
     assert _labels(later) == ["b"]
     # When the stalled writer finally commits there, it fails and the event lands after the reader
     items, _ = store._commit_items(allocation, [(_draft(connection, "a"), *_encoded("a", connection))], None)
@@ -365,11 +366,7 @@ def test_a_fence_that_meets_a_commit_in_flight_reads_again_instead_of_failing(
 ) -> None:
     store._allocate(TENANT, connection.id, 1)  # a writer took position 1 and died
     store.append(TENANT, connection.id, [_draft(connection, "b")])
-    reader = Store(
-        dynamodb_client(settings.dynamodb_endpoint),
-        settings,
-        clock=_clock_at(settings.write_deadline_seconds + 1),
-    )
+    reader = _reader_past_the_deadline(settings)
     _fail_once(reader._client, "PutItem", _transaction_conflict("PutItem"))
 
     with counting(reader._client) as calls:
