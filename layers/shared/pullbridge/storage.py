@@ -65,8 +65,8 @@ MAX_HEAD_GUESSES = 2
 HEAD_CONTENTION_SECONDS = 1.0
 """After its view goes stale that often, a writer takes positions by `ADD` for this long: a tenant that
 many instances write at once would otherwise cost a cancelled transaction per webhook."""
-MAX_KNOWN_HEADS = 10_000
-MAX_ADD_ATTEMPTS = 4
+MAX_KNOWN_HEADS = 10_000  # tenants whose head one instance remembers; past it, it starts over
+MAX_ADD_ATTEMPTS = 4  # an ADD that meets another instance's commit on the head waits 5, 10, 20 ms
 
 _RETRYABLE_CANCELLATIONS = {"TransactionConflict"}
 _THROTTLING_CODES = {
