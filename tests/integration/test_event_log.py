@@ -406,7 +406,12 @@ def test_a_head_moving_commit_stopped_by_its_guard_takes_no_position(
 
     with counting(store._client) as calls, pytest.raises(ConnectionChanged):
         store.append(TENANT, connection.id, [_draft(connection, "b")], guard=guard)
-
     assert calls.names == ["TransactWriteItems"]
     assert store.log_head(TENANT, None) == 1
     assert store.read_log(TENANT, None, 0, 10).exhausted is True
+
+    # Nothing landed, so the writer's view of the head still holds: the next commit moves it itself
+    with counting(store._client) as next_commit:
+        store.append(TENANT, connection.id, [_draft(connection, "c", delivery=False)])
+    assert next_commit.names == ["TransactWriteItems"]
+    assert _labels(store) == ["a", "c"]

@@ -401,10 +401,11 @@ class Store:
         return head_guesses - 1
 
     def _abandon(self, allocation: _Allocation, *, committed_maybe: bool = False) -> None:
-        """Give up a commit: an `ADD` allocation is released; a head moved in the commit took nothing,
-        but the view it came from may be wrong now."""
+        """Give up a commit: an `ADD` allocation is released. A head moved in the commit took nothing;
+        its view stays true unless the commit may have landed after all."""
         if allocation.in_commit:
-            self._heads.pop(allocation.tenant_id, None)
+            if committed_maybe:
+                self._heads.pop(allocation.tenant_id, None)
         else:
             self._release(allocation, committed_maybe=committed_maybe)
 
@@ -413,7 +414,8 @@ class Store:
         head = self._heads.get(tenant_id)
         if head is None or connection_id not in head.connections:
             return None
-        if self._contended_until.get(tenant_id, 0.0) > self._clock():
+        now = self._clock()
+        if self._contended_until.get(tenant_id, 0.0) > now:
             return None
         cseq, connection_at_ms = head.connections[connection_id]
         return _Allocation(
@@ -422,7 +424,7 @@ class Store:
             first_seq=head.seq + 1,
             first_cseq=cseq + 1,
             size=size,
-            at_ms=int(self._clock() * 1000),
+            at_ms=int(now * 1000),
             prev_at_ms=head.alloc_at_ms,
             prev_connection_at_ms=connection_at_ms,
             expected_seq=head.seq,
