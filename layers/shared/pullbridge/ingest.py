@@ -1,6 +1,6 @@
 """The webhook path: verify over the raw bytes, normalize, and log each event once per delivery.
 
-Budget: two DynamoDB requests per webhook when warm (allocate positions, commit one transaction). The
+Budget: one DynamoDB request per warm webhook (one transaction, which moves the log head itself). The
 connection is cached per Lambda instance, and the commit carries a guard on the connection's version,
 so a cached copy can never let through a webhook that the current connection would reject.
 """
@@ -26,6 +26,9 @@ from pullbridge.storage import (
 
 MAX_BODY_BYTES = 1024 * 1024
 CONNECTION_CACHE_SECONDS = 300.0
+MAX_SNAPSHOT_ID_CHARS = 8_192
+"""A record id longer than any provider issues: its event is logged, but it keeps no snapshot (which
+must fit one DynamoDB item beside the commit), so the next scan reports it again."""
 
 
 class ConnectionCache:
@@ -75,7 +78,7 @@ def _document(connection: StoredConnection, event: NormalizedEvent, received_at:
 def _snapshot_change(connection: StoredConnection, event: NormalizedEvent) -> SnapshotChange | None:
     """The record as the webhook shows it is the record as the list API shows it (Stripe, Shopify): the
     next full scan then finds it unchanged instead of announcing the same change again."""
-    if event.collection is None or event.record_id is None:
+    if event.collection is None or event.record_id is None or len(event.record_id) > MAX_SNAPSHOT_ID_CHARS:
         return None
     digest = None if event.action == "deleted" else content_hash(event.data)
     return SnapshotChange(connection.id, event.collection, event.record_id, digest)

@@ -27,6 +27,7 @@ back to the `ADD`, and keeps to it for a while under such contention.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import zlib
@@ -67,6 +68,12 @@ HEAD_CONTENTION_SECONDS = 1.0
 many instances write at once would otherwise cost a cancelled transaction per webhook."""
 MAX_KNOWN_HEADS = 10_000  # tenants whose head one instance remembers; past it, it starts over
 MAX_ADD_ATTEMPTS = 4  # an ADD that meets another instance's commit on the head waits 5, 10, 20 ms
+MAX_KEY_PART_BYTES = 512
+"""A delivery or record id longer than this (in UTF-8) is keyed by its hash: DynamoDB caps a partition
+key at 2,048 bytes and a sort key at 1,024, and a provider's ids are not ours to bound."""
+HASHED_KEY_PREFIX = "#sha256:"
+MAX_ATTRIBUTE_TEXT_BYTES = 1_024  # the plain copies of an event's fields on its log rows
+MAX_READABLE_ID_BYTES = 4_096  # the original of a hashed delivery id, kept beside its claim
 
 _RETRYABLE_CANCELLATIONS = {"TransactionConflict"}
 _THROTTLING_CODES = {
@@ -128,14 +135,54 @@ def _snapshot_partition(connection_id: str, collection: str) -> str:
 
 
 def _dedupe_key(connection_id: str, delivery_id: str) -> str:
-    return f"W#{connection_id}#{delivery_id}"
+    return f"W#{connection_id}#{key_part(delivery_id)}"
+
+
+def key_part(value: str) -> str:
+    """`value` as it may stand in a key: itself when it is short, valid UTF-8, else its SHA-256.
+
+    Keys that look hashed are hashed again, so a provider's id can never collide with another's hash.
+    """
+    try:
+        encoded = value.encode()
+    except UnicodeEncodeError:  # a lone surrogate: DynamoDB strings must be valid UTF-8
+        encoded = value.encode("utf-8", "surrogatepass")
+    else:
+        if len(encoded) <= MAX_KEY_PART_BYTES and not value.startswith(HASHED_KEY_PREFIX):
+            return value
+    return HASHED_KEY_PREFIX + hashlib.sha256(encoded).hexdigest()
+
+
+def _readable_text(value: str, max_bytes: int) -> str:
+    """`value` as a DynamoDB string for people to read: lone surrogates escaped as JSON escapes them,
+    and cut to `max_bytes`. Only for copies; the event's own document keeps everything."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        value = json.dumps(value)[1:-1]
+    if len(value) * 4 <= max_bytes:  # the common case: no need to measure
+        return value
+    return value.encode()[:max_bytes].decode(errors="ignore")
+
+
+def _json_text(document: Mapping[str, Any]) -> tuple[str, bytes]:
+    """The document as compact JSON text and its UTF-8 bytes.
+
+    JSON may carry lone surrogates (`"\\ud83d"`, a truncated emoji) that UTF-8 cannot: such a document
+    is written with every non-ASCII character escaped, the same JSON to any reader."""
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text, text.encode()
+    except UnicodeEncodeError:
+        text = json.dumps(document, separators=(",", ":"))
+        return text, text.encode()
 
 
 def _encode_document(document: Mapping[str, Any]) -> tuple[str, AttributeValueTypeDef]:
-    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-    if len(text) <= COMPRESS_ABOVE_BYTES:
+    text, encoded = _json_text(document)
+    if len(encoded) <= COMPRESS_ABOVE_BYTES:
         return "doc", _s(text)
-    packed = zlib.compress(text.encode(), 6)
+    packed = zlib.compress(encoded, 6)
     if len(packed) > MAX_ITEM_BYTES - 10_000:
         raise PayloadTooLarge("the event does not fit in the log even compressed", key="event_too_large")
     return "docz", {"B": packed}
@@ -516,21 +563,7 @@ class Store:
             event_id = new_event_id(seq)
             event_ids.append(event_id)
             if draft.delivery_id is not None:
-                items.append(
-                    {
-                        "Put": {
-                            "TableName": self._events_table,
-                            "Item": {
-                                "pk": _s(_dedupe_key(draft.connection_id, draft.delivery_id)),
-                                "sk": _n(0),
-                                "event_ids": {"L": [_s(event_id)]},
-                                "expires_at": _n(expires_at),
-                            },
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                        }
-                    }
-                )
+                items.append(self._claim_put(draft.connection_id, draft.delivery_id, event_id, expires_at))
             if draft.snapshot is not None:
                 items.append(self._snapshot_write(draft.snapshot))
             row = self._row_attributes(draft, event_id, doc_name, doc_value, expires_at)
@@ -561,6 +594,28 @@ class Store:
         for offset in range(len(pending), allocation.size):
             items.extend(self._tombstone_puts(allocation, offset))
         return items, event_ids
+
+    def _claim_put(
+        self, connection_id: str, delivery_id: str, event_id: str, expires_at: int
+    ) -> TransactWriteItemTypeDef:
+        """The dedupe claim of one delivery: the commit fails on it when the delivery was logged before."""
+        pk = _dedupe_key(connection_id, delivery_id)
+        item: Item = {
+            "pk": _s(pk),
+            "sk": _n(0),
+            "event_ids": {"L": [_s(event_id)]},
+            "expires_at": _n(expires_at),
+        }
+        if not pk.endswith(delivery_id):  # keyed by its hash: keep the id itself for whoever looks
+            item["delivery_id"] = _s(_readable_text(delivery_id, MAX_READABLE_ID_BYTES))
+        return {
+            "Put": {
+                "TableName": self._events_table,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(pk)",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
 
     def _head_move(self, allocation: _Allocation) -> TransactWriteItemTypeDef:
         return {
@@ -598,13 +653,13 @@ class Store:
             "id": _s(event_id),
             "connection_id": _s(draft.connection_id),
             "provider": _s(str(document.get("provider"))),
-            "type": _s(str(document.get("type"))),
+            "type": _s(_readable_text(str(document.get("type")), MAX_ATTRIBUTE_TEXT_BYTES)),
             "source": _s(str(document.get("source"))),
             "expires_at": _n(expires_at),
             doc_name: doc_value,
         }
         if document.get("collection"):
-            row["collection"] = _s(str(document["collection"]))
+            row["collection"] = _s(_readable_text(str(document["collection"]), MAX_ATTRIBUTE_TEXT_BYTES))
         return row
 
     def _tombstone_puts(self, allocation: _Allocation, offset: int) -> list[TransactWriteItemTypeDef]:
@@ -869,6 +924,11 @@ class Store:
         document["id"] = item["id"]["S"]
         return document
 
+    def check_reachable(self) -> None:
+        """One strongly consistent read of a key that never exists: `StorageUnavailable` unless
+        DynamoDB answers (readiness, `GET /health?deep=true`)."""
+        self.get_control("HEALTH", "HEALTH")
+
     # -- control records ------------------------------------------------------------------------------
 
     def get_control(self, pk: str, sk: str) -> dict[str, Any] | None:
@@ -993,13 +1053,17 @@ class Store:
     # -- full-scan snapshots --------------------------------------------------------------------------
 
     def _snapshot_write(self, change: SnapshotChange) -> TransactWriteItemTypeDef:
+        sort_key = key_part(change.record_id)
         key = {
-            "pk": _s(_snapshot_partition(change.connection_id, change.collection)),
-            "sk": _s(change.record_id),
+            "pk": _s(_snapshot_partition(change.connection_id, key_part(change.collection))),
+            "sk": _s(sort_key),
         }
         if change.content_hash is None:
             return {"Delete": {"TableName": self._control_table, "Key": key}}
-        return {"Put": {"TableName": self._control_table, "Item": {**key, "h": _s(change.content_hash)}}}
+        item = {**key, "h": _s(change.content_hash)}
+        if sort_key != change.record_id:  # keyed by its hash: the id itself, for the scan's delete check
+            item["rid"] = _s(json.dumps(change.record_id))
+        return {"Put": {"TableName": self._control_table, "Item": item}}
 
     def load_snapshot(self, connection_id: str, collection: str) -> dict[str, str]:
         """Every record's content hash for one collection of a connection: record id -> hash."""
@@ -1007,15 +1071,18 @@ class Store:
         request: dict[str, Any] = {
             "TableName": self._control_table,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": _s(_snapshot_partition(connection_id, collection))},
-            "ProjectionExpression": "sk, h",
+            "ExpressionAttributeValues": {
+                ":pk": _s(_snapshot_partition(connection_id, key_part(collection)))
+            },
+            "ProjectionExpression": "sk, h, rid",
             "ConsistentRead": True,
         }
         try:
             while True:
                 response = self._client.query(**request)
                 for item in response.get("Items", []):
-                    snapshot[item["sk"]["S"]] = item["h"]["S"]
+                    record_id = json.loads(item["rid"]["S"]) if "rid" in item else item["sk"]["S"]
+                    snapshot[record_id] = item["h"]["S"]
                 if "LastEvaluatedKey" not in response:
                     return snapshot
                 request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
