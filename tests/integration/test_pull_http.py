@@ -366,10 +366,25 @@ def test_retries_count_against_the_rate_limit(server: FakeProviderServer) -> Non
         ({"rate_limit": {"allowed_requests": 0, "interval_seconds": 1}}, None),
         ({"rate_limit": {"allowed_requests": 5, "interval_seconds": 0}}, None),
         ({}, None),
+        ({"rate_limit": None}, None),
+        ({"rate_limit": "fast"}, None),
+        ({"rate_limit": {"allowed_requests": 3, "interval_seconds": 2.5}}, (3, 2.5)),
+        # Stored before connection writes checked rate limits: ignored, so the pull still runs.
+        ({"rate_limit": {"allowed_requests": 10, "interval_seconds": 0.5}}, None),
+        ({"rate_limit": {"allowed_requests": 1, "interval_seconds": 1e300}}, None),
+        ({"rate_limit": {"allowed_requests": 10, "interval_seconds": 1, "burst": 3}}, (10, 1.0)),
     ],
 )
 def test_rate_limit_from_settings(settings: dict[str, Any], expected: tuple[int, float] | None) -> None:
     assert rate_limit_from_settings(settings) == expected
+
+
+@pytest.mark.parametrize("rate_limit", [(0, 1.0), (10, 0.5), (10, 0.0)])
+def test_pull_http_takes_only_a_rate_limit_that_connection_writes_accept(
+    client: httpx.Client, rate_limit: tuple[int, float]
+) -> None:
+    with pytest.raises(ValueError, match="rate_limit"):
+        PullHttp(client, PullStats(), rate_limit=rate_limit)
 
 
 # --- the private-address rule ---------------------------------------------------------------------

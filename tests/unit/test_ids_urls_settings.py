@@ -28,9 +28,14 @@ def test_new_ids_have_their_prefix_and_are_unique() -> None:
     assert all(value.startswith("conn_") for value in ids)
 
 
+def public_resolver(host: str) -> set[str]:
+    """Every name resolves to one public address: these tests never use the network."""
+    return {"93.184.216.34"}
+
+
 @pytest.mark.parametrize("url", ["https://api.stripe.com", "https://example.com/base/"])
 def test_public_https_urls_are_allowed(url: str) -> None:
-    assert validate_base_url(url, allow_private=False) == url.rstrip("/")
+    assert validate_base_url(url, allow_private=False, resolver=public_resolver) == url.rstrip("/")
 
 
 @pytest.mark.parametrize(
@@ -47,11 +52,16 @@ def test_public_https_urls_are_allowed(url: str) -> None:
         "ftp://example.com",
         "https://user:pw@example.com",
         "not a url",
+        "https://2130706433",
+        "https://0x7f000001",
+        "https://127.1",
+        "https://0177.0.0.1",
+        "https://[::ffff:127.0.0.1]",
     ],
 )
 def test_plain_http_private_and_odd_urls_are_refused(url: str) -> None:
     with pytest.raises(ValidationFailed):
-        validate_base_url(url, allow_private=False)
+        validate_base_url(url, allow_private=False, resolver=public_resolver)
 
 
 def test_private_urls_are_allowed_when_the_deployment_says_so() -> None:

@@ -7,21 +7,20 @@ It owns every provider-facing rule of the contract, so the providers only build 
   `max_backoff_seconds` of waiting.
 - The connection's `settings.rate_limit`: never more than `allowed_requests` attempts in any sliding window
   of `interval_seconds`.
-- Allowed URLs: https and a global address, unless the deployment allows private ones. The host is resolved
-  here, once per `PullHttp`, so a name that later re-resolves to a private address (DNS rebinding) is
-  caught at its first use in a pull. (httpx resolves again to connect; the cache narrows that window to
-  one pull, it does not pin the address.)
+- Allowed URLs: `pullbridge.urls.check_url`, the rule connection writes apply too (https and global
+  addresses only, unless the deployment allows private ones). A name is resolved once per `PullHttp`, so
+  one that later re-resolves to a private address (DNS rebinding) is caught at its first use in a pull.
+  (httpx resolves again to connect; the cache narrows that window to one pull, it does not pin the
+  address.)
 - Failures are `PullFailed` with the status code, the provider's request id and the URL with its secret
   query values redacted. Request headers, which hold the credentials, never reach an error or a log.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import random
 import re
-import socket
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -32,8 +31,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from pullbridge.errors import PullFailed
+from pullbridge.errors import PullFailed, ValidationFailed
+from pullbridge.providers.base import RATE_LIMIT_KEYS, check_rate_limit
 from pullbridge.pulls.stats import PullStats
+from pullbridge.urls import Resolver, UrlRefused, check_url, resolve_host
 
 REQUEST_ID_HEADERS = ("Request-Id", "X-GitHub-Request-Id", "X-Request-Id", "X-HubSpot-Correlation-Id")
 """Where Stripe, GitHub, Shopify and HubSpot put the id their support asks for."""
@@ -45,17 +46,19 @@ _SECRET_PARAM = re.compile(r"key|token|secret|sig|password|auth|credential|code"
 
 
 def rate_limit_from_settings(settings: Mapping[str, Any]) -> tuple[int, float] | None:
-    """`settings.rate_limit` `{allowed_requests, interval_seconds}` as `PullHttp` takes it, None when unset
-    or unusable (a connection's settings are checked when written; this only refuses to divide by zero)."""
+    """`settings.rate_limit` `{allowed_requests, interval_seconds}` as `PullHttp` takes it, None when unset.
+    Connection writes refuse a rate limit outside the rule; one stored before the rule (e.g. an interval of
+    0.5 s) is ignored here, as before, rather than failing the pull."""
     rate_limit = settings.get("rate_limit")
     if not isinstance(rate_limit, Mapping):
         return None
-    allowed, interval = rate_limit.get("allowed_requests"), rate_limit.get("interval_seconds")
-    if not isinstance(allowed, int) or isinstance(allowed, bool) or allowed < 1:
+    try:
+        checked = check_rate_limit(
+            "settings.rate_limit", {key: rate_limit[key] for key in RATE_LIMIT_KEYS if key in rate_limit}
+        )
+    except ValidationFailed:
         return None
-    if not isinstance(interval, int | float) or isinstance(interval, bool) or not interval > 0:
-        return None
-    return allowed, float(interval)
+    return int(checked["allowed_requests"]), float(checked["interval_seconds"])
 
 
 def redact_url(url: str | httpx.URL) -> str:
@@ -94,23 +97,25 @@ class PullHttp:
         max_attempts: int = 5,
         max_backoff_seconds: float = 30.0,
         allow_private: bool = False,
+        resolver: Resolver = resolve_host,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        if rate_limit is not None and (rate_limit[0] < 1 or rate_limit[1] <= 0):
-            raise ValueError("rate_limit is (allowed_requests >= 1, interval_seconds > 0)")
+        if rate_limit is not None and (rate_limit[0] < 1 or rate_limit[1] < 1):
+            raise ValueError("rate_limit is (allowed_requests >= 1, interval_seconds >= 1)")
         self._client = client
         self._stats = stats
         self._rate_limit = rate_limit
         self._max_attempts = max_attempts
         self._max_backoff = max_backoff_seconds
         self._allow_private = allow_private
+        self._resolver = resolver
         self._sleep = sleep
         self._clock = clock
         self._attempt_times: deque[float] = deque()
-        self._checked_hosts: set[str] = set()
+        self._resolved: dict[str, set[str]] = {}
 
     def get(
         self, url: str, *, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
@@ -237,50 +242,22 @@ class PullHttp:
                 return
             self._sleep(times[0] + interval - now)
 
-    def _check_url(self, parsed: httpx.URL, safe_url: str) -> None:
-        if not parsed.host or parsed.scheme not in ("https", "http"):
-            raise PullFailed(
-                "bad_request",
-                f"{safe_url} is not an absolute http(s) URL",
-                key="invalid_url",
-                data={"url": safe_url},
-            )
-        if self._allow_private:
-            return
-        if parsed.scheme != "https":
-            raise PullFailed(
-                "bad_request", f"{safe_url} does not use https", key="private_address", data={"url": safe_url}
-            )
-        host = parsed.host.lower()
-        if host in self._checked_hosts:
-            return
+    def _check_url(self, target: httpx.URL, safe_url: str) -> None:
         try:
-            addresses = {
-                str(info[4][0])
-                for info in socket.getaddrinfo(host, parsed.port or 443, type=socket.SOCK_STREAM)
-            }
-        except (OSError, UnicodeError) as exc:
+            # httpx's own serialization of the URL: the rule sees the host httpx will connect to.
+            check_url(str(target), allow_private=self._allow_private, resolver=self._resolve_once)
+        except UrlRefused as refused:
+            error_type = "bad_gateway" if refused.key == "dns_failure" else "bad_request"
             raise PullFailed(
-                "bad_gateway", f"{host} could not be resolved", key="dns_failure", data={"url": safe_url}
-            ) from exc
-        if not addresses or not all(_is_global(address) for address in addresses):
-            raise PullFailed(
-                "bad_request",
-                f"{host} resolves to a private address",
-                key="private_address",
-                data={"url": safe_url},
-            )
-        self._checked_hosts.add(host)
+                error_type, f"{safe_url}: {refused.reason}", key=refused.key, data={"url": safe_url}
+            ) from refused
 
-
-def _is_global(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    def _resolve_once(self, host: str) -> set[str]:
+        """The host's addresses, resolved at its first use in this pull (failures are not kept)."""
+        addresses = self._resolved.get(host)
+        if addresses is None:
+            addresses = self._resolved[host] = self._resolver(host)
+        return addresses
 
 
 def _retry_after_seconds(response: httpx.Response) -> float | None:
