@@ -50,15 +50,40 @@ def test_validate_settings_fills_in_the_defaults() -> None:
     }
 
 
-def test_validate_settings_keeps_keys_it_does_not_know() -> None:
-    assert validate_settings(MINIMAL | {"rate_limit": {"allowed_requests": 10}})["rate_limit"] == {
-        "allowed_requests": 10
+def test_validate_settings_keeps_a_valid_rate_limit() -> None:
+    rate_limit = {"allowed_requests": 10, "interval_seconds": 1}
+    assert validate_settings(MINIMAL | {"rate_limit": rate_limit})["rate_limit"] == rate_limit
+
+
+def test_validate_settings_refuses_keys_it_does_not_know() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        validate_settings(MINIMAL | {"rate_limt": {"allowed_requests": 10, "interval_seconds": 1}})
+    assert caught.value.data == {"field": "settings.rate_limt", "fields": ["settings.rate_limt"]}
+
+
+def test_validate_settings_names_every_wrong_field_at_once() -> None:
+    settings = {
+        "delivery_id_path": "id",
+        "extra": 1,
+        "rate_limit": {"allowed_requests": 0, "interval_seconds": 1},
     }
+    assert failed_fields(settings) == [
+        "settings.extra",
+        "settings.rate_limit.allowed_requests",
+        "settings.signature_header",
+    ]
 
 
-def test_validate_settings_leaves_out_unset_options_but_keeps_foreign_nulls() -> None:
+def test_validate_settings_leaves_out_unset_options_and_a_null_rate_limit() -> None:
     stored = validate_settings(MINIMAL | {"type_path": None, "rate_limit": None})
-    assert ("type_path" in stored, stored["rate_limit"]) == (False, None)
+    assert "type_path" not in stored
+    assert "rate_limit" not in stored
+
+
+def test_settings_stored_before_unknown_keys_were_refused_still_verify() -> None:
+    # Verification parses stored settings leniently: a connection written earlier keeps working.
+    signature = digest(BODY).hex()
+    PROVIDER.verify(request(signature), [SECRET], MINIMAL | {"note": "kept from before"}, NOW)
 
 
 def test_the_provider_offers_validate_settings() -> None:
@@ -91,6 +116,16 @@ def test_the_provider_offers_validate_settings() -> None:
         (MINIMAL | {"signed_content": "{secret}.{body}"}, "settings.signed_content"),
         (MINIMAL | {"signed_content": "{ {body}"}, "settings.signed_content"),
         (MINIMAL | {"signed_content": "{delivery_id}.{body}"}, "settings.signed_content"),
+        (MINIMAL | {"rate_limit": "fast"}, "settings.rate_limit"),
+        (
+            MINIMAL | {"rate_limit": {"allowed_requests": 0, "interval_seconds": 0}},
+            "settings.rate_limit.allowed_requests",
+        ),
+        (
+            MINIMAL | {"rate_limit": {"allowed_requests": 5, "interval_seconds": 0.5}},
+            "settings.rate_limit.interval_seconds",
+        ),
+        (MINIMAL | {"signature_heder": "X-Signature"}, "settings.signature_heder"),
     ],
 )
 def test_validate_settings_names_the_wrong_field(settings: dict[str, Any], field: str) -> None:

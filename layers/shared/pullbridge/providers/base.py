@@ -13,6 +13,9 @@ Contract for implementers:
   `NormalizedEvent` per event (HubSpot batches return several). `delivery_id` is what redeliveries share.
 - `list_pages` (full-scan pulls) yields pages from the provider's list API through the injected httpx
   client. Providers without a list API raise `NotImplementedError` and declare no `collections`.
+- `validate_settings` checks every key of a connection's `settings` and refuses unknown ones; most
+  providers declare one `SettingRule` per key and call `check_settings`. Every provider takes
+  `rate_limit` (`check_rate_limit`).
 """
 
 from __future__ import annotations
@@ -21,18 +24,29 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeGuard
 
-from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid
+from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid, ValidationFailed
 
 if TYPE_CHECKING:  # httpx stays off the webhook path's imports
     from pullbridge.pulls.http import PullHttp
 
 TIMESTAMP_TOLERANCE_SECONDS = 300
 ACTIONS = frozenset({"created", "updated", "deleted"})
+
+RATE_LIMIT_KEYS = ("allowed_requests", "interval_seconds")
+MAX_RATE_LIMIT_REQUESTS = 100_000
+MAX_RATE_LIMIT_INTERVAL_SECONDS = 3_600
+"""An hour, the longest window a provider counts in. A pull waits up to this long for its next request;
+much longer waits would outlive the invocation (and overflow `time.sleep`)."""
+
+SettingRule = Callable[[str, Any], Any]
+"""Checks one value of `settings`: given its field name (`settings.<key>`) and a value that is not null,
+returns what to store, or raises `ValidationFailed` naming the field (see `invalid_setting`)."""
 
 
 @dataclass(frozen=True)
@@ -129,12 +143,24 @@ class Provider(Protocol):
         ...
 
 
+def _finite_number(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        # 1e999 is valid JSON, but no JSON writer can give it back: refuse it rather than store Infinity.
+        raise ValueError(f"{text[:40]} is out of range")
+    return number
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_json_body(body: bytes) -> Any:
-    """The body as JSON, or `MalformedPayload`."""
+    """The body as JSON (RFC 8259: no NaN or Infinity, numbers a double can hold), or `MalformedPayload`."""
     try:
-        return json.loads(body)
+        return json.loads(body, parse_float=_finite_number, parse_constant=_no_constants)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise MalformedPayload("the body is not valid JSON", key="malformed_json") from exc
+        raise MalformedPayload(f"the body is not valid JSON: {exc}"[:300], key="malformed_json") from exc
 
 
 def parse_iso_time(value: object) -> float | None:
@@ -194,3 +220,73 @@ def credential(source: PullSource, name: str) -> str:
             data={"field": f"credentials.{name}"},
         )
     return value
+
+
+def invalid_setting(field: str, message: str) -> ValidationFailed:
+    """The 400 for one wrong `settings` field; `field` is its full name, e.g. `settings.rate_limit`."""
+    return ValidationFailed(f"{field}: {message}", key="invalid_settings", data={"field": field})
+
+
+def check_settings(
+    provider: str, settings: Mapping[str, Any], rules: Mapping[str, SettingRule]
+) -> dict[str, Any]:
+    """The settings as stored: each key checked by its rule, and null read as unset (left out). A key with
+    no rule is refused, so a typo such as `rate_limt` is heard instead of silently ignored."""
+    checked: dict[str, Any] = {}
+    for key, value in settings.items():
+        field = setting_field(key)
+        rule = rules.get(key)
+        if rule is None:
+            raise invalid_setting(
+                field, f"{provider} has no such setting; its settings are {', '.join(sorted(rules))}"
+            )
+        if value is not None:
+            checked[key] = rule(field, value)
+    return checked
+
+
+def check_rate_limit(field: str, value: object) -> dict[str, int | float]:
+    """`settings.rate_limit`: exactly `{"allowed_requests": n, "interval_seconds": s}`, an integer n from 1
+    and a number of seconds s from 1, each up to its maximum."""
+    if not isinstance(value, Mapping):
+        raise invalid_setting(field, 'must be an object {"allowed_requests": n, "interval_seconds": s}')
+    for key in value:
+        if key not in RATE_LIMIT_KEYS:
+            raise invalid_setting(f"{field}.{_cut_short(key)}", "is not a rate_limit key")
+    allowed, interval = value.get("allowed_requests"), value.get("interval_seconds")
+    if not _is_integer(allowed) or not 1 <= allowed <= MAX_RATE_LIMIT_REQUESTS:
+        raise invalid_setting(
+            f"{field}.allowed_requests", f"must be an integer from 1 to {MAX_RATE_LIMIT_REQUESTS}"
+        )
+    if not _is_number(interval) or not 1 <= interval <= MAX_RATE_LIMIT_INTERVAL_SECONDS:
+        raise invalid_setting(
+            f"{field}.interval_seconds",
+            f"must be a number of seconds from 1 to {MAX_RATE_LIMIT_INTERVAL_SECONDS}",
+        )
+    return {"allowed_requests": allowed, "interval_seconds": interval}
+
+
+def check_boolean(field: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise invalid_setting(field, "must be true or false")
+    return value
+
+
+def _is_integer(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    # NaN fails every comparison, so the range check refuses it; infinity is above every maximum.
+    return _is_integer(value) or (isinstance(value, float) and not math.isnan(value))
+
+
+def setting_field(key: str) -> str:
+    """The field name of a `settings` key, as errors name it: `settings.<key>`."""
+    return f"settings.{_cut_short(key)}"
+
+
+def _cut_short(key: object, limit: int = 64) -> str:
+    # A key is the caller's text, of any length: an error names it, but briefly.
+    text = str(key)
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -30,9 +30,11 @@ from pullbridge.providers.base import (
     PullSource,
     WebhookRequest,
     action_from_type,
+    check_rate_limit,
     hmac_keys,
     parse_iso_time,
     parse_json_body,
+    setting_field,
 )
 
 if TYPE_CHECKING:  # httpx stays off the webhook path's imports
@@ -62,9 +64,10 @@ FEED_CURSOR_PARAM = "cursor"
 
 
 class GenericSettings(BaseModel):
-    """A generic connection's `settings`: the webhook scheme, then the pulls. Keys it does not know are
-    kept as they are (e.g. `rate_limit`). Pull options default to None, so a connection that does not
-    pull stores none of them; their defaults are applied when a pull runs."""
+    """A generic connection's `settings`: the webhook scheme, then the pulls. Pull options default to None,
+    so a connection that does not pull stores none of them; their defaults are applied when a pull runs.
+    Parsing lets other keys through (`rate_limit`, checked apart, and whatever a connection stored before
+    unknown keys were refused); `validate_settings` refuses unknown keys when a connection is written."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -149,30 +152,60 @@ def _template_placeholders(template: str) -> list[str]:
     return names
 
 
+RATE_LIMIT = "rate_limit"
+"""The one setting outside the model: every provider's, checked by `check_rate_limit`."""
+
+
 def validate_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings as stored, defaults filled in; `ValidationFailed` naming each wrong field."""
-    stored = parse_settings(settings).model_dump()
-    # Unset options are left out; keys the model does not own are kept as given, null included.
-    return {
-        key: value
-        for key, value in stored.items()
-        if value is not None or key not in GenericSettings.model_fields
-    }
+    """The settings as stored, defaults filled in and unset options (null included) left out. Otherwise
+    `ValidationFailed` naming every wrong field in `data.fields` (the first in `data.field`), unknown keys
+    included."""
+    unknown = [
+        setting_field(key)
+        for key in settings
+        if key not in GenericSettings.model_fields and key != RATE_LIMIT
+    ]
+    problems = [(field, f"{field}: generic has no such setting") for field in unknown]
+    rate_limit = settings.get(RATE_LIMIT)
+    if rate_limit is not None:
+        try:
+            rate_limit = check_rate_limit(setting_field(RATE_LIMIT), rate_limit)
+        except ValidationFailed as exc:
+            problems.append((exc.data["field"], exc.message))
+    stored: dict[str, Any] = {}
+    try:
+        scheme = {key: value for key, value in settings.items() if key in GenericSettings.model_fields}
+        stored = parse_settings(scheme).model_dump()
+    except InvalidGenericSettings as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise InvalidGenericSettings(problems)
+    stored[RATE_LIMIT] = rate_limit
+    return {key: value for key, value in stored.items() if value is not None}
+
+
+class InvalidGenericSettings(ValidationFailed):
+    """Every wrong field at once: `problems` holds (field, message) pairs; `data.fields` names each field,
+    `data.field` the first."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        super().__init__(
+            "invalid generic settings: " + "; ".join(message for _, message in problems),
+            key="invalid_settings",
+            data={"field": problems[0][0], "fields": sorted({field for field, _ in problems})},
+        )
+        self.problems = problems
 
 
 def parse_settings(settings: Mapping[str, Any]) -> GenericSettings:
     try:
         return GenericSettings.model_validate(dict(settings))
     except ValidationError as exc:
-        problems = [
-            (_field_name(error["loc"], error["msg"]), error["msg"].removeprefix("Value error, "))
-            for error in exc.errors()
-        ]
-        fields = sorted({field for field, _ in problems})
-        details = "; ".join(f"{field}: {message}" for field, message in problems)
-        raise ValidationFailed(
-            f"invalid generic settings: {details}", key="invalid_settings", data={"fields": fields}
-        ) from exc
+        problems = []
+        for error in exc.errors():
+            field = _field_name(error["loc"], error["msg"])
+            problems.append((field, f"{field}: {error['msg'].removeprefix('Value error, ')}"))
+        raise InvalidGenericSettings(problems) from exc
 
 
 def _field_name(location: tuple[int | str, ...], message: str) -> str:

@@ -14,7 +14,7 @@ import hmac
 import re
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 
 from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid, ValidationFailed
 from pullbridge.providers.base import (
@@ -22,9 +22,13 @@ from pullbridge.providers.base import (
     ListPage,
     NormalizedEvent,
     PullSource,
+    SettingRule,
     WebhookRequest,
+    check_rate_limit,
+    check_settings,
     credential,
     hmac_keys,
+    invalid_setting,
     parse_iso_time,
     parse_json_body,
     payload_header,
@@ -53,7 +57,25 @@ ACTION_BY_GITHUB_ACTION: Mapping[str, str] = {
 """Any other action of an `issues` or `pull_request` event changes the record: `updated`."""
 
 API_VERSION = "2022-11-28"
-_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+
+
+def is_repository(value: object) -> TypeGuard[str]:
+    """`owner/repo`; `.` and `..` are refused as either part, since the name goes into the API's path."""
+    return (
+        isinstance(value, str)
+        and _REPOSITORY.fullmatch(value) is not None
+        and not {".", ".."} & set(value.split("/"))
+    )
+
+
+def _check_repository(field: str, value: object) -> str:
+    if not is_repository(value):
+        raise invalid_setting(field, "must be a repository as 'owner/repo'")
+    return value
+
+
+SETTING_RULES: Mapping[str, SettingRule] = {"repository": _check_repository, "rate_limit": check_rate_limit}
 
 
 def _parse_signature_header(header: str) -> bytes:
@@ -89,7 +111,7 @@ class GitHub:
             )
 
     def validate_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(settings)
+        return check_settings(self.name, settings, SETTING_RULES)
 
     def verify(
         self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float
@@ -180,11 +202,7 @@ def _listed(item: object, index: int, collection: str) -> ListedRecord:
 
 def _repository(settings: Mapping[str, Any]) -> str:
     repository = settings.get("repository")
-    if (
-        not isinstance(repository, str)
-        or not _REPOSITORY.match(repository)
-        or {".", ".."} & set(repository.split("/"))
-    ):
+    if not is_repository(repository):
         raise PullFailed(
             "bad_request",
             "GitHub pulls need settings.repository as 'owner/repo'",

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 
 from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid, ValidationFailed
 from pullbridge.providers.base import (
@@ -26,10 +26,15 @@ from pullbridge.providers.base import (
     ListPage,
     NormalizedEvent,
     PullSource,
+    SettingRule,
     WebhookRequest,
     base64_sha256_digest,
+    check_boolean,
+    check_rate_limit,
+    check_settings,
     credential,
     hmac_keys,
+    invalid_setting,
     parse_iso_time,
     parse_json_body,
 )
@@ -99,13 +104,7 @@ class HubSpot:
             )
 
     def validate_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
-        legacy = settings.get(LEGACY_SETTING, False)
-        if not isinstance(legacy, bool):
-            raise ValidationFailed(
-                f"settings.{LEGACY_SETTING}: must be true or false",
-                data={"field": f"settings.{LEGACY_SETTING}"},
-            )
-        return dict(settings)
+        return check_settings(self.name, settings, SETTING_RULES)
 
     def verify(
         self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float
@@ -195,13 +194,31 @@ def _next_after(body: dict[str, Any], collection: str) -> str | None:
     return after
 
 
+def is_property_list(value: object) -> TypeGuard[list[str]]:
+    """A list of HubSpot property names; they are sent joined by commas, so none may hold one."""
+    return isinstance(value, list) and all(
+        isinstance(name, str) and name and "," not in name for name in value
+    )
+
+
+def _check_properties(field: str, value: object) -> list[str]:
+    if not is_property_list(value):
+        raise invalid_setting(field, "must be a list of HubSpot property names (non-empty, without commas)")
+    return value
+
+
+SETTING_RULES: Mapping[str, SettingRule] = {
+    LEGACY_SETTING: check_boolean,
+    "properties": _check_properties,
+    "rate_limit": check_rate_limit,
+}
+
+
 def _properties(settings: Mapping[str, Any]) -> str | None:
     properties = settings.get("properties")
     if properties is None:
         return None
-    if not isinstance(properties, list) or not all(
-        isinstance(name, str) and name and "," not in name for name in properties
-    ):
+    if not is_property_list(properties):
         raise PullFailed(
             "bad_request",
             "settings.properties is a list of HubSpot property names",

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
 
 from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid, ValidationFailed
 from pullbridge.providers.base import (
@@ -18,10 +18,14 @@ from pullbridge.providers.base import (
     ListPage,
     NormalizedEvent,
     PullSource,
+    SettingRule,
     WebhookRequest,
     base64_sha256_digest,
+    check_rate_limit,
+    check_settings,
     credential,
     hmac_keys,
+    invalid_setting,
     parse_iso_time,
     parse_json_body,
     payload_header,
@@ -59,7 +63,21 @@ ACTION_BY_TOPIC: Mapping[str, Mapping[str, str]] = {
 `customers/data_request`, `shop/redact`, ...) have no collection."""
 
 DEFAULT_API_VERSION = "2024-10"
-_API_VERSION = re.compile(r"^(\d{4}-\d{2}|unstable)$")
+_API_VERSION = re.compile(r"[0-9]{4}-[0-9]{2}|unstable")
+
+
+def is_api_version(value: object) -> TypeGuard[str]:
+    """A Shopify Admin API version: `2024-10`, or `unstable`."""
+    return isinstance(value, str) and _API_VERSION.fullmatch(value) is not None
+
+
+def _check_api_version(field: str, value: object) -> str:
+    if not is_api_version(value):
+        raise invalid_setting(field, "must be a Shopify API version such as '2024-10', or 'unstable'")
+    return value
+
+
+SETTING_RULES: Mapping[str, SettingRule] = {"api_version": _check_api_version, "rate_limit": check_rate_limit}
 
 
 class Shopify:
@@ -79,7 +97,7 @@ class Shopify:
             )
 
     def validate_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(settings)
+        return check_settings(self.name, settings, SETTING_RULES)
 
     def verify(
         self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float
@@ -161,8 +179,10 @@ def _listed(item: object, index: int, collection: str) -> ListedRecord:
 
 
 def _api_version(settings: Mapping[str, Any]) -> str:
-    version = settings.get("api_version", DEFAULT_API_VERSION)
-    if not isinstance(version, str) or not _API_VERSION.match(version):
+    version = settings.get("api_version")
+    if version is None:  # unset: null is unset too, as when settings are written
+        version = DEFAULT_API_VERSION
+    if not is_api_version(version):
         raise PullFailed(
             "bad_request",
             "settings.api_version is a Shopify API version such as '2024-10'",

@@ -18,8 +18,11 @@ from pullbridge.providers.base import (
     ListPage,
     NormalizedEvent,
     PullSource,
+    SettingRule,
     WebhookRequest,
     action_from_type,
+    check_rate_limit,
+    check_settings,
     parse_iso_time,
     parse_json_body,
 )
@@ -28,6 +31,9 @@ if TYPE_CHECKING:
     from pullbridge.pulls.http import PullHttp
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a format marker, not a secret
+
+SETTING_RULES: Mapping[str, SettingRule] = {"rate_limit": check_rate_limit}
+"""The scheme is fixed, so there is nothing to configure; `rate_limit` is every provider's setting."""
 
 
 def decode_secret(secret: str) -> bytes:
@@ -82,7 +88,7 @@ class StandardWebhooks:
             raise ValidationFailed(str(exc), key="invalid_webhook_secret") from exc
 
     def validate_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(settings)
+        return check_settings(self.name, settings, SETTING_RULES)
 
     def verify(
         self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float

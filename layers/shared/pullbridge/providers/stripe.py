@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -18,10 +19,14 @@ from pullbridge.providers.base import (
     ListPage,
     NormalizedEvent,
     PullSource,
+    SettingRule,
     WebhookRequest,
     action_from_type,
+    check_rate_limit,
+    check_settings,
     credential,
     hmac_keys,
+    invalid_setting,
     parse_json_body,
 )
 
@@ -41,6 +46,20 @@ COLLECTION_BY_OBJECT_TYPE: Mapping[str, str] = {
 }
 """`data.object.object` -> collection. The object type, not the event type's prefix, names the record:
 `customer.subscription.updated` carries a subscription."""
+
+_API_VERSION = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(\.[a-z]+)?")
+"""`2024-06-20`, or a named release such as `2024-09-30.acacia`."""
+
+
+def _check_api_version(field: str, value: object) -> str:
+    if not isinstance(value, str) or not _API_VERSION.fullmatch(value):
+        raise invalid_setting(
+            field, "must be a Stripe API version such as '2024-06-20' or '2024-09-30.acacia'"
+        )
+    return value
+
+
+SETTING_RULES: Mapping[str, SettingRule] = {"api_version": _check_api_version, "rate_limit": check_rate_limit}
 
 
 def _parse_signature_header(header: str) -> tuple[int, list[bytes]]:
@@ -85,7 +104,7 @@ class Stripe:
             )
 
     def validate_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(settings)
+        return check_settings(self.name, settings, SETTING_RULES)
 
     def verify(
         self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float
