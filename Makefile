@@ -64,7 +64,7 @@ $(DYNALITE):
 # --- running -----------------------------------------------------------------------------------
 
 dev: $(VENV_STAMP)
-	PULLBRIDGE_ALLOW_PRIVATE_URLS=1 $(VENV)/bin/python -m pullbridge_local
+	PULLBRIDGE_ALLOW_PRIVATE_URLS=$${PULLBRIDGE_ALLOW_PRIVATE_URLS:-1} $(VENV)/bin/python -m pullbridge_local
 
 # --- checks ------------------------------------------------------------------------------------
 

@@ -6,10 +6,11 @@ import base64
 import functools
 import json
 import logging
+import os
 import re
 import secrets
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +27,7 @@ from pullbridge_local.lambda_runtime import FunctionError, LocalFunction, http_a
 from pullbridge_local.scheduler import ScheduledJob, Scheduler
 from pullbridge_local.template import (
     DEFAULT_TEMPLATE_PATH,
+    FunctionSpec,
     HttpRoute,
     create_tables,
     functions,
@@ -37,6 +39,10 @@ logger = logging.getLogger(__name__)
 LOCAL_TENANT_ID = "local"
 # API Gateway's own payload limit; the functions enforce the product's smaller ones.
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
+# http.server's own limit on a request or header line; a chunk-size line is held to it too.
+_MAX_LINE_BYTES = 65536
+_DIGITS = re.compile(r"[0-9]+")
+_HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]+")
 # Environment a deployment has but a laptop must not: a real secret's ARN, a real AWS identity.
 _LAMBDA_INVOKE_PATH = re.compile(r"/2015-03-31/functions/([^/]+)/invocations")
 _DEPLOYMENT_ONLY_VARIABLES = ("CURSOR_SECRET_ARN", "AWS_SESSION_TOKEN", "AWS_PROFILE")
@@ -45,6 +51,19 @@ _DEPLOYMENT_ONLY_VARIABLES = ("CURSOR_SECRET_ARN", "AWS_SESSION_TOKEN", "AWS_PRO
 def error_body(error_type: str, message: str, key: str) -> bytes:
     """The contract's error object, for the errors the stack answers itself (no function ran)."""
     return json.dumps({"error": {"type": error_type, "message": message, "key": key, "data": {}}}).encode()
+
+
+# The statuses http.server answers itself, as the contract's (error type, key).
+_PROTOCOL_ERRORS = {
+    400: ("bad_request", "malformed_request"),
+    404: ("not_found", "no_route"),
+    413: ("payload_too_large", "request_too_large"),
+    414: ("bad_request", "uri_too_long"),
+    431: ("bad_request", "headers_too_large"),
+    505: ("bad_request", "http_version_not_supported"),
+}
+# Enough of http.server's message to say what was wrong, not the whole malformed line it quotes.
+_MAX_PROTOCOL_MESSAGE_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -62,6 +81,18 @@ class HttpResponse:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+
+
+def error_response(status: int, error_type: str, message: str, key: str) -> HttpResponse:
+    return HttpResponse(status, [("content-type", "application/json")], error_body(error_type, message, key))
+
+
+def protocol_error(status: int, message: str | None = None) -> HttpResponse:
+    """An error http.server found itself, before any route was matched, in the contract's error object."""
+    phrase = BaseHTTPRequestHandler.responses.get(status, ("Error", ""))[0]
+    other = ("bad_request" if status < 500 else "internal", re.sub(r"\W+", "_", phrase.lower()))
+    error_type, key = _PROTOCOL_ERRORS.get(status, other)
+    return error_response(status, error_type, (message or phrase)[:_MAX_PROTOCOL_MESSAGE_CHARS], key)
 
 
 @dataclass(frozen=True)
@@ -136,8 +167,10 @@ def http_response(result: Any) -> HttpResponse:
 class LocalStack:
     """The whole stack on 127.0.0.1, built from `template.yaml`.
 
-    The functions run in worker processes with the template's environment plus the local one; this
-    process's own environment is left as it is.
+    The functions run in worker processes with the template's environment plus the local one, then
+    `function_environment`; this process's own environment is left as it is. Private provider URLs are
+    allowed unless this process's `PULLBRIDGE_ALLOW_PRIVATE_URLS` says otherwise (e.g. `0`, to try the
+    production rule locally).
     """
 
     def __init__(
@@ -150,6 +183,7 @@ class LocalStack:
         run_schedules: bool = True,
         first_scheduled_run_after_seconds: float = 2.0,
         template_path: Path = DEFAULT_TEMPLATE_PATH,
+        function_environment: Mapping[str, str] | None = None,
     ) -> None:
         self.api_key = api_key or new_api_key()
         self._requested_port = port
@@ -158,6 +192,8 @@ class LocalStack:
         self._run_schedules = run_schedules
         self._first_scheduled_run_after_seconds = first_scheduled_run_after_seconds
         self._template_path = template_path
+        self._allow_private_urls = os.environ.get("PULLBRIDGE_ALLOW_PRIVATE_URLS") or "1"
+        self._function_environment = dict(function_environment or {})
         self._embedded_dynamodb: EmbeddedDynamoDB | None = None
         self._http_server: ThreadingHTTPServer | None = None
         self._http_thread: threading.Thread | None = None
@@ -197,12 +233,8 @@ class LocalStack:
         # Bound before the functions start: PUBLIC_BASE_URL needs the port, which may be chosen here.
         self._http_server = _HttpServer(("127.0.0.1", self._requested_port), self)
         specs = functions(template, table_names=table_names, template_dir=self._template_path.parent)
-        local_environment = self._local_environment()
         self._functions = {
-            logical_id: LocalFunction(
-                replace(spec, environment=spec.environment | local_environment),
-                unset_variables=_DEPLOYMENT_ONLY_VARIABLES,
-            )
+            logical_id: LocalFunction(self._local_spec(spec), unset_variables=_DEPLOYMENT_ONLY_VARIABLES)
             for logical_id, spec in specs.items()
         }
         for function in self._functions.values():
@@ -261,11 +293,7 @@ class LocalStack:
             return self._invoke_lambda(invocation.group(1), request)
         match = self._router.match(request.method, target.path)
         if match is None:
-            return HttpResponse(
-                404,
-                [("content-type", "application/json")],
-                error_body("not_found", "no route", "no_route"),
-            )
+            return error_response(404, "not_found", "no route", "no_route")
         event = http_api_event(
             route=match.route,
             method=request.method,
@@ -281,10 +309,8 @@ class LocalStack:
         except FunctionError as exc:
             # The traceback is already in the function's own log, as on CloudWatch.
             logger.error("%s on %s %s", exc, request.method, target.path)  # noqa: TRY400
-            return HttpResponse(
-                500,
-                [("content-type", "application/json")],
-                error_body("internal", "the function failed; see the local stack's log", "function_error"),
+            return error_response(
+                500, "internal", "the function failed; see the local stack's log", "function_error"
             )
 
     def _invoke_lambda(self, function_name: str, request: HttpRequest) -> HttpResponse:
@@ -313,12 +339,18 @@ class LocalStack:
         except FunctionError as exc:
             logger.error("asynchronous invocation failed: %s", exc)  # noqa: TRY400 - logged by the worker
 
+    def _local_spec(self, spec: FunctionSpec) -> FunctionSpec:
+        """The template's function as the local stack runs it: the caller's variables come last, so they
+        win over both the template's and the local ones."""
+        environment = spec.environment | self._local_environment() | self._function_environment
+        return replace(spec, environment=environment)
+
     def _local_environment(self) -> dict[str, str]:
         return {
             "AWS_ENDPOINT_URL_LAMBDA": self.url,
             "DYNAMODB_ENDPOINT": self.dynamodb_endpoint,
             "CURSOR_SECRET": self._cursor_secret,
-            "PULLBRIDGE_ALLOW_PRIVATE_URLS": "1",
+            "PULLBRIDGE_ALLOW_PRIVATE_URLS": self._allow_private_urls,
             "PUBLIC_BASE_URL": self.url,
             "AWS_REGION": LOCAL_REGION,
             "AWS_DEFAULT_REGION": LOCAL_REGION,
@@ -344,6 +376,9 @@ class _HttpServer(ThreadingHTTPServer):
     """One thread per connection, so a long poll never holds up another request."""
 
     daemon_threads = True
+    # socketserver's default of 5 resets connections in a burst of a few dozen clients (a provider's
+    # redelivery storm). The kernel caps this at its somaxconn.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], stack: LocalStack) -> None:
         super().__init__(address, _RequestHandler)
@@ -361,16 +396,34 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
 
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if hasattr(self, f"do_{self.command}"):
+            return True
+        # http.server answers a method it has no `do_` for (TRACE, CONNECT) with an HTML 501. API Gateway
+        # routes it like any other request, to the 404 of a method no route has. False: already answered.
+        self._serve()
+        return False
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """What http.server answers itself (a malformed request line, oversized headers): the contract's
+        error object, not its HTML page."""
+        self.log_error("code %d, message %s", code, message)
+        # A request line too malformed to name a version is taken for HTTP/0.9, which would get a bare
+        # body; the client is owed a status line.
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"
+        self.close_connection = True
+        self._write(protocol_error(code, message))
+
     def _serve(self) -> None:
         try:
             body = self._read_body()
-        except _RequestTooLarge:
+        except _UnreadableBody as exc:
+            # Whatever is left of this body cannot be told from a next request on the connection.
             self.close_connection = True
-            response = HttpResponse(
-                413,
-                [("content-type", "application/json")],
-                error_body("payload_too_large", "the request body is over 10 MiB", "request_too_large"),
-            )
+            response = exc.response
         else:
             request = HttpRequest(
                 method=self.command,
@@ -385,26 +438,60 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes:
         if self.headers.get("transfer-encoding", "").lower() == "chunked":
             return self._read_chunked_body()
-        length = int(self.headers.get("content-length") or 0)
+        length = self._content_length()
         if length > MAX_REQUEST_BYTES:
-            raise _RequestTooLarge
-        return self.rfile.read(length)
+            raise _UnreadableBody.too_large()
+        body = self.rfile.read(length)
+        if len(body) < length:
+            raise _UnreadableBody.malformed(
+                "the request body ended before its content-length", "body_too_short"
+            )
+        return body
+
+    def _content_length(self) -> int:
+        # Digits only: int() would also take "-1" (read to the end of the stream), "+1" and "1_0".
+        values = {value.strip() for value in self.headers.get_all("content-length") or []}
+        if not values:
+            return 0
+        value, *others = values
+        if others or not _DIGITS.fullmatch(value):
+            raise _UnreadableBody.malformed(
+                "content-length is not one whole number", "invalid_content_length"
+            )
+        return int(value)
 
     def _read_chunked_body(self) -> bytes:
         chunks: list[bytes] = []
         received = 0
         while True:
-            size = int(self.rfile.readline().split(b";", 1)[0].strip(), 16)
+            size = self._chunk_size()
             if size == 0:
-                # Trailers, if any, end with an empty line.
-                while self.rfile.readline().strip():
-                    pass
+                self._skip_trailers()
                 return b"".join(chunks)
             received += size
             if received > MAX_REQUEST_BYTES:
-                raise _RequestTooLarge
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline()
+                raise _UnreadableBody.too_large()
+            chunk = self.rfile.read(size)
+            if len(chunk) < size or self.rfile.readline(_MAX_LINE_BYTES + 1) != b"\r\n":
+                raise _UnreadableBody.malformed_chunk()
+            chunks.append(chunk)
+
+    def _chunk_size(self) -> int:
+        line = self.rfile.readline(_MAX_LINE_BYTES + 1)
+        # Hex digits only, before any chunk extension: int(..., 16) would also take "-1", "0x1" and "1_0".
+        size = line.split(b";", 1)[0].strip()
+        if not line.endswith(b"\n") or not _HEX_DIGITS.fullmatch(size):
+            raise _UnreadableBody.malformed_chunk()
+        return int(size, 16)
+
+    def _skip_trailers(self) -> None:
+        """Trailers, if any, end with an empty line."""
+        while True:
+            line = self.rfile.readline(_MAX_LINE_BYTES + 1)
+            if not line.endswith(b"\n"):
+                raise _UnreadableBody.malformed_chunk()
+            if not line.strip():
+                return
 
     def _write(self, response: HttpResponse) -> None:
         self.send_response(response.status)
@@ -412,6 +499,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if name.lower() not in ("content-length", "connection", "transfer-encoding"):
                 self.send_header(name, value)
         self.send_header("content-length", str(len(response.body)))
+        if self.close_connection:
+            self.send_header("connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
@@ -420,5 +509,23 @@ class _RequestHandler(BaseHTTPRequestHandler):
         logger.info("%s %s", self.address_string(), format % args)
 
 
-class _RequestTooLarge(Exception):
-    pass
+class _UnreadableBody(Exception):
+    """A request body that cannot be read as sent; `response` says why, in the contract's error object."""
+
+    def __init__(self, response: HttpResponse) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+    @classmethod
+    def too_large(cls) -> _UnreadableBody:
+        return cls(
+            error_response(413, "payload_too_large", "the request body is over 10 MiB", "request_too_large")
+        )
+
+    @classmethod
+    def malformed(cls, message: str, key: str) -> _UnreadableBody:
+        return cls(error_response(400, "bad_request", message, key))
+
+    @classmethod
+    def malformed_chunk(cls) -> _UnreadableBody:
+        return cls.malformed("the chunked request body is malformed", "malformed_chunked_body")
