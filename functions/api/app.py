@@ -7,18 +7,24 @@ from functools import cache
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pullbridge import connections as connection_service
 from pullbridge.auth import authenticate
 from pullbridge.cursors import CursorCodec
 from pullbridge.events import EventFilters, EventReader
-from pullbridge.http import install_error_handlers, request_base_url
+from pullbridge.http import (
+    GatedResolver,
+    install_error_handlers,
+    parse_request_json,
+    request_base_url,
+    screen_json_body,
+)
 from pullbridge.launch import PullLauncher
 from pullbridge.models import (
     Connection,
@@ -31,6 +37,7 @@ from pullbridge.models import (
     Health,
     ProviderName,
 )
+from pullbridge.openapi import document, responses
 from pullbridge.pulls import service as pulls
 from pullbridge.pulls.models import (
     Pull,
@@ -53,23 +60,22 @@ codec = CursorCodec(
 )
 reader = EventReader(store, codec, write_deadline_seconds=settings.write_deadline_seconds)
 launcher = PullLauncher(settings.puller_function_name) if settings.puller_function_name else None
-app = APIGatewayHttpResolver(enable_validation=True)
-install_error_handlers(app, logger, validation=True)
-
 PUBLIC_ROUTES = frozenset({"/health"})
 
 
-def require_api_key(router: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
-    if router.current_event.raw_path not in PUBLIC_ROUTES:
-        tenant_id = authenticate(store, router.current_event.headers.get("authorization"))
-        router.append_context(tenant_id=tenant_id)  # type: ignore[no-untyped-call]
+def admit(request: APIGatewayProxyEventV2) -> None:
+    """Before any route validates anything: the API key (401), then the body's type and size."""
+    if request.raw_path not in PUBLIC_ROUTES:
+        tenant_id = authenticate(store, request.headers.get("authorization"))
+        app.append_context(tenant_id=tenant_id)  # type: ignore[no-untyped-call]
         logger.append_keys(tenant_id=tenant_id)
-    return next_middleware(router)
+    screen_json_body(request)
 
 
-app.use(middlewares=[require_api_key])
-# Swagger UI and its document at /docs: Powertools serves them publicly unless they carry the key check.
-app.enable_swagger(path="/docs", title="pullbridge", version="0.1.0", middlewares=[require_api_key])
+app = GatedResolver(admit, enable_validation=True, json_body_deserializer=parse_request_json)
+install_error_handlers(app, logger, validation=True)
+# Swagger UI at /docs, behind the key like every route but /health.
+app.enable_swagger(path="/docs", title="pullbridge", version="0.1.0")
 
 
 def _tenant() -> str:
@@ -80,8 +86,15 @@ def _base_url() -> str:
     return request_base_url(app.current_event, settings.public_base_url)
 
 
-@app.get("/health", summary="Liveness; needs no API key")
-def health() -> Health:
+@app.get(
+    "/health",
+    summary="Liveness; with deep=true, readiness: DynamoDB answers too. Needs no API key",
+    responses=responses(200, "Alive (and, with deep=true, DynamoDB answers)", public=True),
+)
+def health(deep: Annotated[bool, Query()] = False) -> Health:
+    if deep:
+        store.check_reachable()
+        return Health(status="ok", checks={"dynamodb": "ok"})
     return Health(status="ok")
 
 
@@ -93,10 +106,14 @@ def openapi_document() -> Response[str]:
 @cache
 def _openapi_schema() -> str:
     """Generated once per instance: the routes cannot change while it lives."""
-    return app.get_openapi_json_schema(title="pullbridge", version="0.1.0")
+    return document(app, public_paths=PUBLIC_ROUTES)
 
 
-@app.get("/events", summary="The tenant's events, oldest first, paged by cursor, with long polling")
+@app.get(
+    "/events",
+    summary="The tenant's events, oldest first, paged by cursor, with long polling",
+    responses=responses(200, "A page of events", 410),
+)
 def list_events(
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -112,12 +129,16 @@ def list_events(
     return EventPage.model_validate(page, from_attributes=True)
 
 
-@app.get("/events/<event_id>", summary="One event")
+@app.get("/events/<event_id>", summary="One event", responses=responses(200, "The event", 404))
 def get_event(event_id: Annotated[str, Path(max_length=64)]) -> Event:
     return Event.model_validate(reader.get_event(_tenant(), event_id))
 
 
-@app.post("/connections", summary="Create a connection; answers 201 without its secrets")
+@app.post(
+    "/connections",
+    summary="Create a connection; answers 201 without its secrets",
+    responses=responses(201, "Created", 409, 413),
+)
 def create_connection(request: Annotated[ConnectionCreate, Body()]) -> Response[Connection]:
     connection = connection_service.create_connection(store, settings, _tenant(), request)
     return Response(
@@ -125,7 +146,7 @@ def create_connection(request: Annotated[ConnectionCreate, Body()]) -> Response[
     )
 
 
-@app.get("/connections", summary="Active connections, newest first")
+@app.get("/connections", summary="Active connections, newest first", responses=responses(200, "A page", 410))
 def list_connections(
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -135,12 +156,18 @@ def list_connections(
     )
 
 
-@app.get("/connections/<connection_id>", summary="One connection")
+@app.get(
+    "/connections/<connection_id>", summary="One connection", responses=responses(200, "The connection", 404)
+)
 def get_connection(connection_id: Annotated[str, Path(max_length=64)]) -> Connection:
     return connection_service.get_connection(store, _tenant(), connection_id).public(_base_url())
 
 
-@app.patch("/connections/<connection_id>", summary="Rename, rotate secrets, change credentials or settings")
+@app.patch(
+    "/connections/<connection_id>",
+    summary="Rename, rotate secrets, change credentials or settings",
+    responses=responses(200, "The updated connection", 404, 409, 413),
+)
 def update_connection(
     connection_id: Annotated[str, Path(max_length=64)], request: Annotated[ConnectionUpdate, Body()]
 ) -> Connection:
@@ -148,18 +175,30 @@ def update_connection(
     return updated.public(_base_url())
 
 
-@app.delete("/connections/<connection_id>", summary="Archive: its webhooks get 404, its events stay")
+@app.delete(
+    "/connections/<connection_id>",
+    summary="Archive: its webhooks get 404, its events stay",
+    responses=responses(200, "The archived connection", 404, 409),
+)
 def archive_connection(connection_id: Annotated[str, Path(max_length=64)]) -> Connection:
     return connection_service.archive_connection(store, _tenant(), connection_id).public(_base_url())
 
 
-@app.post("/external-event-subscriptions", summary="Subscribe to a collection's scheduled full scans")
+@app.post(
+    "/external-event-subscriptions",
+    summary="Subscribe to a collection's scheduled full scans",
+    responses=responses(201, "Created", 404, 409, 413),
+)
 def create_subscription(request: Annotated[SubscriptionCreate, Body()]) -> Response[Subscription]:
     subscription = pulls.create_subscription(store, _tenant(), request)
     return Response(status_code=201, body=subscription.public(), content_type=content_types.APPLICATION_JSON)
 
 
-@app.get("/external-event-subscriptions", summary="Subscriptions, newest first")
+@app.get(
+    "/external-event-subscriptions",
+    summary="Subscriptions, newest first",
+    responses=responses(200, "A page", 410),
+)
 def list_subscriptions(
     cursor: Annotated[str | None, Query(max_length=1024)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -167,19 +206,31 @@ def list_subscriptions(
     return pulls.list_subscriptions(store, codec, _tenant(), cursor=cursor, limit=limit)
 
 
-@app.get("/external-event-subscriptions/<subscription_id>", summary="One subscription")
+@app.get(
+    "/external-event-subscriptions/<subscription_id>",
+    summary="One subscription",
+    responses=responses(200, "The subscription", 404),
+)
 def get_subscription(subscription_id: Annotated[str, Path(max_length=64)]) -> Subscription:
     return pulls.get_subscription(store, _tenant(), subscription_id).public()
 
 
-@app.patch("/external-event-subscriptions/<subscription_id>", summary="Change the interval or pause")
+@app.patch(
+    "/external-event-subscriptions/<subscription_id>",
+    summary="Change the interval or pause",
+    responses=responses(200, "The updated subscription", 404, 409, 413),
+)
 def update_subscription(
     subscription_id: Annotated[str, Path(max_length=64)], request: Annotated[SubscriptionUpdate, Body()]
 ) -> Subscription:
     return pulls.update_subscription(store, _tenant(), subscription_id, request).public()
 
 
-@app.delete("/external-event-subscriptions/<subscription_id>", summary="Stop pulling; events stay")
+@app.delete(
+    "/external-event-subscriptions/<subscription_id>",
+    summary="Stop pulling; events stay",
+    responses=responses(204, "Deleted", 404),
+)
 def delete_subscription(subscription_id: Annotated[str, Path(max_length=64)]) -> Response[str]:
     pulls.delete_subscription(store, _tenant(), subscription_id)
     return Response(status_code=204, body="")
@@ -188,6 +239,7 @@ def delete_subscription(subscription_id: Annotated[str, Path(max_length=64)]) ->
 @app.post(
     "/external-event-subscriptions/<subscription_id>/pull",
     summary="Start a full scan now: 202 with the pull, or 409 with the running pull's id",
+    responses=responses(202, "The pull, queued", 404, 409),
 )
 def start_pull(subscription_id: Annotated[str, Path(max_length=64)]) -> Response[Pull]:
     pull = pulls.trigger_pull(store, _tenant(), subscription_id)
@@ -196,7 +248,9 @@ def start_pull(subscription_id: Annotated[str, Path(max_length=64)]) -> Response
     return Response(status_code=202, body=pull.public(), content_type=content_types.APPLICATION_JSON)
 
 
-@app.get("/external-event-pulls", summary="Pull records, newest first")
+@app.get(
+    "/external-event-pulls", summary="Pull records, newest first", responses=responses(200, "A page", 410)
+)
 def list_pulls(
     external_event_subscription_id: Annotated[str | None, Query(max_length=64)] = None,
     connection_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -213,7 +267,9 @@ def list_pulls(
     return pulls.list_pulls(store, codec, _tenant(), filters, cursor=cursor, limit=limit)
 
 
-@app.get("/external-event-pulls/<pull_id>", summary="One pull record")
+@app.get(
+    "/external-event-pulls/<pull_id>", summary="One pull record", responses=responses(200, "The pull", 404)
+)
 def get_pull(pull_id: Annotated[str, Path(max_length=64)]) -> Pull:
     return pulls.get_pull(store, _tenant(), pull_id).public()
 

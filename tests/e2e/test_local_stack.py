@@ -53,7 +53,7 @@ def test_health_answers_without_an_api_key(client: httpx.Client) -> None:
     response = client.get("/health")
 
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "checks": {}}
 
 
 def test_an_unknown_route_is_a_json_404(client: httpx.Client) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 ProviderName = Literal["stripe", "github", "shopify", "hubspot", "standard", "generic"]
 EventSource = Literal["webhook", "pull"]
@@ -59,23 +60,52 @@ class RateLimit(_Strict):
     interval_seconds: float = Field(gt=0)
 
 
+MAX_SETTINGS_BYTES = 16_384
+"""`settings` as compact JSON: room for any provider's options, far below DynamoDB's 400 KB item."""
+
+# Each stored field has a maximum, so a whole connection fits one DynamoDB item with room to spare
+# (docs/architecture.md adds them up). The metadata bounds are Stripe's.
+WebhookSecret = Annotated[SecretStr, Field(min_length=1, max_length=1_024)]
+CredentialName = Annotated[str, Field(min_length=1, max_length=64)]
+Credential = Annotated[SecretStr, Field(max_length=8_192)]
+MetadataKey = Annotated[str, Field(min_length=1, max_length=40)]
+MetadataValue = Annotated[str, Field(max_length=500)]
+ConnectionName = Annotated[str, Field(min_length=1, max_length=200)]
+BaseUrl = Annotated[str, Field(min_length=1, max_length=2_048)]
+
+
+def _settings_within_bounds(settings: dict[str, Any] | None) -> dict[str, Any] | None:
+    if settings is not None:
+        try:
+            size = len(json.dumps(settings, separators=(",", ":")))
+        except RecursionError as exc:
+            raise ValueError("settings nest too deeply") from exc
+        if size > MAX_SETTINGS_BYTES:
+            raise ValueError(f"settings are {size} bytes as JSON; the most is {MAX_SETTINGS_BYTES}")
+    return settings
+
+
 class ConnectionCreate(_Strict):
     provider: ProviderName
-    name: str = Field(min_length=1, max_length=200)
-    webhook_secrets: list[SecretStr] = Field(default_factory=list, max_length=10)
-    credentials: dict[str, SecretStr] = Field(default_factory=dict)
-    api_base_url: str | None = Field(default=None, max_length=2048)
+    name: ConnectionName
+    webhook_secrets: list[WebhookSecret] = Field(default_factory=list, max_length=10)
+    credentials: dict[CredentialName, Credential] = Field(default_factory=dict, max_length=20)
+    api_base_url: BaseUrl | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=50)
+    metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict, max_length=50)
+
+    _settings_bounds = field_validator("settings")(_settings_within_bounds)
 
 
 class ConnectionUpdate(_Strict):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    webhook_secrets: list[SecretStr] | None = Field(default=None, min_length=1, max_length=10)
-    credentials: dict[str, SecretStr] | None = None
-    api_base_url: str | None = Field(default=None, max_length=2048)
+    name: ConnectionName | None = None
+    webhook_secrets: list[WebhookSecret] | None = Field(default=None, min_length=1, max_length=10)
+    credentials: dict[CredentialName, Credential] | None = Field(default=None, max_length=20)
+    api_base_url: BaseUrl | None = None
     settings: dict[str, Any] | None = None
-    metadata: dict[str, str] | None = Field(default=None, max_length=50)
+    metadata: dict[MetadataKey, MetadataValue] | None = Field(default=None, max_length=50)
+
+    _settings_bounds = field_validator("settings")(_settings_within_bounds)
 
 
 class Connection(BaseModel):
@@ -104,3 +134,5 @@ class ConnectionPage(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
+    checks: dict[str, Literal["ok"]] = Field(default_factory=dict)
+    """Each dependency checked: none for liveness, `{"dynamodb": "ok"}` with `?deep=true`."""
