@@ -894,8 +894,11 @@ class Store:
                 raise _storage_error(exc) from exc
         return "skip"
 
-    def log_head(self, tenant_id: str, connection_id: str | None) -> int:
-        """The last position allocated in a log (committed or not): a cheap "anything new?" probe."""
+    def log_head(self, tenant_id: str, connection_id: str | None, *, consistent: bool = True) -> int:
+        """The last position allocated in a log (committed or not): a cheap "anything new?" probe.
+
+        `consistent=False` costs half a read unit and may lag a write by a moment: right for a probe whose
+        "yes" is followed by a consistent read of the log itself, and whose "no" is asked again soon."""
         attribute = "seq" if connection_id is None else f"c_{connection_id}"
         try:
             response = self._client.get_item(
@@ -903,7 +906,7 @@ class Store:
                 Key={"pk": _s(_tenant_log(tenant_id)), "sk": _n(HEAD_POSITION)},
                 ProjectionExpression="#a",
                 ExpressionAttributeNames={"#a": attribute},
-                ConsistentRead=True,
+                ConsistentRead=consistent,
             )
         except (ClientError, BotoCoreError) as exc:
             raise _storage_error(exc) from exc
