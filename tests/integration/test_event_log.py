@@ -12,14 +12,8 @@ from pullbridge.connections import StoredConnection, archive_connection, create_
 from pullbridge.errors import StorageUnavailable
 from pullbridge.models import ConnectionCreate
 from pullbridge.settings import Settings
-from pullbridge.storage import (
-    HEAD_CONTENTION_SECONDS,
-    ConnectionChanged,
-    ConnectionGuard,
-    EventDraft,
-    Store,
-    dynamodb_client,
-)
+from pullbridge.storage import ConnectionChanged, ConnectionGuard, EventDraft, Store, dynamodb_client
+from pullbridge.storage.log_writer import HEAD_CONTENTION_SECONDS
 from tests.integration.conftest import counting
 from tests.support import TEST_SECRET, labelled_event
 

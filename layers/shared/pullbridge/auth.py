@@ -11,7 +11,7 @@ import secrets
 
 from pullbridge.clock import Clock, system_clock, to_iso
 from pullbridge.errors import Conflict, NotFound, Unauthorized
-from pullbridge.storage import Store
+from pullbridge.storage import Store, keys
 
 KEY_PREFIX = "pb_"
 
@@ -39,16 +39,18 @@ def issue_api_key(
         raise ValueError("an API key must be at least 20 characters")
     now = to_iso(clock())
     key_hash = hash_api_key(api_key)
-    store.put_control(f"TENANT#{tenant_id}", "TENANT", {"id": tenant_id, "created_at": now}, only_if_new=True)
+    store.put_control(
+        keys.tenant_pk(tenant_id), keys.TENANT_SK, {"id": tenant_id, "created_at": now}, only_if_new=True
+    )
     created = store.put_control(
-        f"KEY#{key_hash}",
-        "KEY",
+        keys.api_key_pk(key_hash),
+        keys.API_KEY_SK,
         {"tenant_id": tenant_id, "name": name, "created_at": now},
-        index=(f"T#{tenant_id}#KEY", f"{now}#{key_hash[:12]}"),
+        index=(keys.api_keys_index(tenant_id), f"{now}#{key_hash[:12]}"),
         only_if_new=True,
     )
     if not created:
-        existing = store.get_control(f"KEY#{key_hash}", "KEY")
+        existing = store.get_control(keys.api_key_pk(key_hash), keys.API_KEY_SK)
         if not existing or existing.get("tenant_id") != tenant_id:
             raise Conflict("this API key already belongs to another tenant", key="api_key_taken")
     return api_key
@@ -59,7 +61,7 @@ def authenticate(store: Store, authorization: str | None) -> str:
     scheme, _, api_key = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not api_key.strip():
         raise Unauthorized("send 'Authorization: Bearer <api key>'", key="missing_api_key")
-    record = store.get_control(f"KEY#{hash_api_key(api_key.strip())}", "KEY")
+    record = store.get_control(keys.api_key_pk(hash_api_key(api_key.strip())), keys.API_KEY_SK)
     if record is None or record.get("revoked_at"):
         raise Unauthorized("the API key is not valid")
     return str(record["tenant_id"])
@@ -69,16 +71,16 @@ def revoke_api_key(store: Store, api_key_or_hash: str, *, clock: Clock = system_
     """Revoke a key, given the key itself or its SHA-256 hash; returns its tenant. Takes effect at once:
     every call looks its key up with a consistent read."""
     key_hash = api_key_or_hash if _is_sha256_hex(api_key_or_hash) else hash_api_key(api_key_or_hash)
-    record = store.get_control(f"KEY#{key_hash}", "KEY")
+    record = store.get_control(keys.api_key_pk(key_hash), keys.API_KEY_SK)
     if record is None:
         raise NotFound("no such API key", key="api_key_not_found")
     if not record.get("revoked_at"):
         record["revoked_at"] = to_iso(clock())
         store.put_control(
-            f"KEY#{key_hash}",
-            "KEY",
+            keys.api_key_pk(key_hash),
+            keys.API_KEY_SK,
             record,
-            index=(f"T#{record['tenant_id']}#KEY", f"{record['created_at']}#{key_hash[:12]}"),
+            index=(keys.api_keys_index(record["tenant_id"]), f"{record['created_at']}#{key_hash[:12]}"),
         )
     return str(record["tenant_id"])
 

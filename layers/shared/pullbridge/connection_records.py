@@ -10,12 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pullbridge.storage import Store
+from pullbridge.storage import Store, keys
 
 if TYPE_CHECKING:
     from pullbridge.models import Connection
-
-_SK = "CONN"
 
 
 @dataclass(frozen=True)
@@ -78,13 +76,13 @@ class StoredConnection:
 
 
 def index_partition(tenant_id: str, *, archived: bool) -> str:
-    return f"T#{tenant_id}#CONN" + ("#archived" if archived else "")
+    return keys.connections_index(tenant_id, archived=archived)
 
 
 def save_connection(store: Store, connection: StoredConnection, *, expected_version: int | None) -> bool:
     return store.put_control(
-        f"CONN#{connection.id}",
-        _SK,
+        keys.connection_pk(connection.id),
+        keys.CONNECTION_SK,
         connection.to_document(),
         index=(
             index_partition(connection.tenant_id, archived=connection.archived_at is not None),
@@ -98,5 +96,5 @@ def save_connection(store: Store, connection: StoredConnection, *, expected_vers
 
 def load_connection(store: Store, connection_id: str) -> StoredConnection | None:
     """Any tenant's connection by id: for the webhook path, which the signature authenticates."""
-    document = store.get_control(f"CONN#{connection_id}", _SK)
+    document = store.get_control(keys.connection_pk(connection_id), keys.CONNECTION_SK)
     return StoredConnection.from_document(document) if document else None

@@ -17,8 +17,6 @@ from pullbridge.settings import Settings
 from pullbridge.storage import Store
 from pullbridge.urls import validate_base_url
 
-_SK = "CONN"
-
 __all__ = ["StoredConnection", "load_connection"]  # re-exported: the API's callers find them here too
 _UPDATE_ATTEMPTS = 3
 

@@ -9,7 +9,7 @@ from typing import Any
 from pullbridge.clock import to_iso
 from pullbridge.pulls.models import Pull, PullStatsModel, Subscription, error_detail
 from pullbridge.pulls.stats import PullStats
-from pullbridge.storage import Store
+from pullbridge.storage import Store, keys
 
 COLLECTED_IDS_CAP = 1000
 
@@ -118,16 +118,12 @@ def _from(cls: type[Any], document: Mapping[str, Any]) -> Any:
     return cls(**document)
 
 
-def subscription_pk(subscription_id: str) -> str:
-    return f"SUB#{subscription_id}"
-
-
-def pull_pk(pull_id: str) -> str:
-    return f"PULL#{pull_id}"
+subscription_pk = keys.subscription_pk
+pull_pk = keys.pull_pk
 
 
 def load_subscription(store: Store, subscription_id: str) -> StoredSubscription | None:
-    document = store.get_control(subscription_pk(subscription_id), "SUB")
+    document = store.get_control(subscription_pk(subscription_id), keys.SUBSCRIPTION_SK)
     return _from(StoredSubscription, document) if document else None
 
 
@@ -140,9 +136,12 @@ def save_subscription(
     due = subscription.due_at
     return store.put_control(
         subscription_pk(subscription.id),
-        "SUB",
+        keys.SUBSCRIPTION_SK,
         dict(subscription.__dict__),
-        index=(f"T#{subscription.tenant_id}#SUB", f"{subscription.created_at}#{subscription.id}"),
+        index=(
+            keys.subscriptions_index(subscription.tenant_id),
+            f"{subscription.created_at}#{subscription.id}",
+        ),
         due_at=due_key(due, subscription.id) if due is not None else None,
         attributes={"version": subscription.version},
         only_if_new=expected_version is None,
@@ -151,16 +150,16 @@ def save_subscription(
 
 
 def load_pull(store: Store, pull_id: str) -> StoredPull | None:
-    document = store.get_control(pull_pk(pull_id), "PULL")
+    document = store.get_control(pull_pk(pull_id), keys.PULL_SK)
     return _from(StoredPull, document) if document else None
 
 
 def save_pull(store: Store, pull: StoredPull) -> None:
     store.put_control(
         pull_pk(pull.id),
-        "PULL",
+        keys.PULL_SK,
         dict(pull.__dict__),
-        index=(f"T#{pull.tenant_id}#PULL", f"{to_iso(pull.started_at)}#{pull.id}"),
+        index=(keys.pulls_index(pull.tenant_id), f"{to_iso(pull.started_at)}#{pull.id}"),
         attributes={
             "subscription_id": pull.subscription_id,
             "connection_id": pull.connection_id,

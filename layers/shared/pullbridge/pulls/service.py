@@ -22,14 +22,10 @@ from pullbridge.pulls.records import (
     save_subscription,
     subscription_pk,
 )
-from pullbridge.storage import Store
+from pullbridge.storage import Store, keys
 
 LEASE_SECONDS = 120.0
 _ATTEMPTS = 5
-
-
-def _uniqueness_pk(connection_id: str, collection: str) -> str:
-    return f"SUBKEY#{connection_id}#{collection}"
 
 
 def get_subscription(store: Store, tenant_id: str, subscription_id: str) -> StoredSubscription:
@@ -71,8 +67,8 @@ def create_subscription(
     )
     # One subscription per connection and collection: they would share one snapshot.
     claimed = store.put_control(
-        _uniqueness_pk(connection.id, request.collection),
-        "SUBKEY",
+        keys.subscription_uniqueness_pk(connection.id, request.collection),
+        keys.SUBSCRIPTION_UNIQUENESS_SK,
         {"subscription_id": subscription.id},
         only_if_new=True,
     )
@@ -113,8 +109,11 @@ def update_subscription(
 def delete_subscription(store: Store, tenant_id: str, subscription_id: str) -> None:
     """Stop pulling: a pull under way finds its subscription gone and stops at its next page."""
     subscription = get_subscription(store, tenant_id, subscription_id)
-    store.delete_control(subscription_pk(subscription.id), "SUB")
-    store.delete_control(_uniqueness_pk(subscription.connection_id, subscription.collection), "SUBKEY")
+    store.delete_control(subscription_pk(subscription.id), keys.SUBSCRIPTION_SK)
+    store.delete_control(
+        keys.subscription_uniqueness_pk(subscription.connection_id, subscription.collection),
+        keys.SUBSCRIPTION_UNIQUENESS_SK,
+    )
 
 
 def list_subscriptions(
@@ -124,7 +123,7 @@ def list_subscriptions(
         store,
         codec,
         tenant_id,
-        partition=f"T#{tenant_id}#SUB",
+        partition=keys.subscriptions_index(tenant_id),
         scope=scope_of("subscriptions", {}),
         cursor=cursor,
         limit=limit,
@@ -218,7 +217,7 @@ def list_pulls(
         store,
         codec,
         tenant_id,
-        partition=f"T#{tenant_id}#PULL",
+        partition=keys.pulls_index(tenant_id),
         scope=scope,
         cursor=cursor,
         limit=limit,

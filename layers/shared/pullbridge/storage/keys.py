@@ -1,0 +1,114 @@
+"""Every key of both tables: the one place key strings are built (docs/architecture.md has the tables).
+
+EventsTable (pk S, sk N)
+    T#<tenant>, 0                 the tenant log's head
+    T#<tenant>, <seq>             the tenant log: one row per position (an event or a tombstone)
+    T#<tenant>#C#<conn>, <cseq>   the connection log: the same events, positioned per connection
+    W#<conn>#<delivery>, 0        the dedupe claim of one provider delivery
+
+ControlTable (pk S, sk S; GSI by_tenant on gsi1pk/gsi1sk, sparse GSI by_due on gsi2pk/gsi2sk)
+    KEY#<sha256 of api key>, KEY           an API key's tenant       (by_tenant: T#<tenant>#KEY)
+    TENANT#<id>, TENANT                    a tenant
+    CONN#<id>, CONN                        a connection              (by_tenant: T#<tenant>#CONN[#archived])
+    SUB#<id>, SUB                          a subscription            (by_tenant: T#<tenant>#SUB; by_due)
+    SUBKEY#<conn>#<collection>, SUBKEY     one subscription per connection and collection
+    PULL#<id>, PULL | <blob>#<n>           a pull record, and its blobs  (by_tenant: T#<tenant>#PULL)
+    SNAP#<conn>#<collection>, <record id>  the full-scan snapshot of one record
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+HEAD_POSITION = 0
+DUE_PARTITION = "DUE"
+MAX_KEY_PART_BYTES = 512
+"""A delivery or record id longer than this (in UTF-8) is keyed by its hash: DynamoDB caps a partition
+key at 2,048 bytes and a sort key at 1,024, and a provider's ids are not ours to bound."""
+HASHED_KEY_PREFIX = "#sha256:"
+
+API_KEY_SK = "KEY"
+TENANT_SK = "TENANT"
+CONNECTION_SK = "CONN"
+SUBSCRIPTION_SK = "SUB"
+SUBSCRIPTION_UNIQUENESS_SK = "SUBKEY"
+PULL_SK = "PULL"
+HEALTH_KEY = ("HEALTH", "HEALTH")
+"""A control key that never exists: readiness reads it."""
+
+
+def key_part(value: str) -> str:
+    """`value` as it may stand in a key: itself when it is short, valid UTF-8, else its SHA-256.
+
+    Keys that look hashed are hashed again, so a provider's id can never collide with another's hash.
+    """
+    try:
+        encoded = value.encode()
+    except UnicodeEncodeError:  # a lone surrogate: DynamoDB strings must be valid UTF-8
+        encoded = value.encode("utf-8", "surrogatepass")
+    else:
+        if len(encoded) <= MAX_KEY_PART_BYTES and not value.startswith(HASHED_KEY_PREFIX):
+            return value
+    return HASHED_KEY_PREFIX + hashlib.sha256(encoded).hexdigest()
+
+
+# --- EventsTable ---------------------------------------------------------------------------------------
+
+
+def tenant_log(tenant_id: str) -> str:
+    return f"T#{tenant_id}"
+
+
+def connection_log(tenant_id: str, connection_id: str) -> str:
+    return f"T#{tenant_id}#C#{connection_id}"
+
+
+def dedupe_key(connection_id: str, delivery_id: str) -> str:
+    return f"W#{connection_id}#{key_part(delivery_id)}"
+
+
+# --- ControlTable --------------------------------------------------------------------------------------
+
+
+def api_key_pk(key_hash: str) -> str:
+    return f"KEY#{key_hash}"
+
+
+def api_keys_index(tenant_id: str) -> str:
+    return f"T#{tenant_id}#KEY"
+
+
+def tenant_pk(tenant_id: str) -> str:
+    return f"TENANT#{tenant_id}"
+
+
+def connection_pk(connection_id: str) -> str:
+    return f"CONN#{connection_id}"
+
+
+def connections_index(tenant_id: str, *, archived: bool) -> str:
+    return f"T#{tenant_id}#CONN" + ("#archived" if archived else "")
+
+
+def subscription_pk(subscription_id: str) -> str:
+    return f"SUB#{subscription_id}"
+
+
+def subscriptions_index(tenant_id: str) -> str:
+    return f"T#{tenant_id}#SUB"
+
+
+def subscription_uniqueness_pk(connection_id: str, collection: str) -> str:
+    return f"SUBKEY#{connection_id}#{collection}"
+
+
+def pull_pk(pull_id: str) -> str:
+    return f"PULL#{pull_id}"
+
+
+def pulls_index(tenant_id: str) -> str:
+    return f"T#{tenant_id}#PULL"
+
+
+def snapshot_partition(connection_id: str, collection: str) -> str:
+    return f"SNAP#{connection_id}#{key_part(collection)}"
