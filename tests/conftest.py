@@ -92,7 +92,10 @@ def functions(dynamodb_server: EmbeddedDynamoDB) -> dict[str, ModuleType]:
 
 @pytest.fixture
 def ingest(functions: dict[str, ModuleType], tables: dict[str, str]) -> ModuleType:
-    functions["ingest"].connections._entries.clear()  # a fresh "instance" per test
+    # A fresh "instance" per test: the tables are new, so nothing it remembers of them holds
+    functions["ingest"].connections._entries.clear()
+    functions["ingest"].store._heads.clear()
+    functions["ingest"].store._contended_until.clear()
     return functions["ingest"]
 
 

@@ -23,6 +23,7 @@ from pullbridge.storage import ConnectionGuard, EventDraft, Store, dynamodb_clie
 from tests.support import labelled_event
 
 TENANT = "t_alpha"
+TENANT_HEAD_KEY = b'"Key": {"pk": {"S": "T#t_alpha"}, "sk": {"N": "0"}}'
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 
@@ -34,15 +35,16 @@ class StallingCommits:
     deadline_seconds: float
     long_stalls: int = 0
     head_moving_commits: int = 0
-    """Commit attempts (landed or cancelled) that allocate themselves with an `Update` of the head inside,
-    as opposed to commits after an `ADD`."""
+    """Commit attempts (landed or cancelled) that take their tenant positions with an `Update` of the
+    tenant's head inside, as opposed to commits after an `ADD`."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, params: dict[str, Any], **_: Any) -> None:
         with self.lock:
             roll = self.rng.random()
             self.long_stalls += roll < 0.08
-            self.head_moving_commits += b'{"Update":' in params["body"]  # the serialized request
+            # The serialized request: does it move the tenant's head itself (not only the connection's)?
+            self.head_moving_commits += TENANT_HEAD_KEY in params["body"]
         if roll < 0.08:
             time.sleep(self.deadline_seconds * 2.5)  # past the deadline: a reader fences this position
         elif roll < 0.5:

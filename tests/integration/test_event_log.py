@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -13,7 +14,9 @@ from pullbridge.errors import StorageUnavailable
 from pullbridge.models import ConnectionCreate
 from pullbridge.settings import Settings
 from pullbridge.storage import ConnectionChanged, ConnectionGuard, EventDraft, Store, dynamodb_client
+from pullbridge.storage.keys import connection_log, tenant_log
 from pullbridge.storage.log_writer import HEAD_CONTENTION_SECONDS
+from pullbridge.storage.planning import KnownHead
 from tests.integration.conftest import counting
 from tests.support import TEST_SECRET, labelled_event
 
@@ -141,9 +144,15 @@ def _encoded(label: str, connection: StoredConnection) -> tuple[str, Any]:
 def test_a_commit_landing_between_a_readers_look_and_its_fence_is_read_not_lost(
     settings: Settings, store: Store, connection: StoredConnection
 ) -> None:
-    # Given a stalled writer at position 1 and a committed event at position 2
+    # Given a stalled writer at position 1 and a committed event (of another connection) at position 2
+    other = create_connection(
+        store,
+        settings,
+        TENANT,
+        ConnectionCreate(provider="standard", name="d", webhook_secrets=[TEST_SECRET]),
+    )
     allocation = store._allocate(TENANT, connection.id, 1)
-    store.append(TENANT, connection.id, [_draft(connection, "b")])
+    store.append(TENANT, other.id, [_draft(other, "b")])
     reader_client = dynamodb_client(settings.dynamodb_endpoint)
     reader = Store(reader_client, settings, clock=_clock_at(settings.write_deadline_seconds + 1))
 
@@ -187,11 +196,11 @@ def test_a_throttled_commit_raises_storage_unavailable_and_releases_its_position
     assert _labels(store) == ["b"]  # readable at once: position 1 was released, not left to the deadline
 
 
-def test_a_throttled_allocation_raises_storage_unavailable_and_writes_nothing(
+def test_a_throttled_read_of_the_heads_raises_storage_unavailable_and_writes_nothing(
     store: Store, settings: Settings, connection: StoredConnection
 ) -> None:
     with counting(store._client) as calls:
-        calls.fail("UpdateItem", "ThrottlingException")
+        calls.fail("BatchGetItem", "ThrottlingException")
         with pytest.raises(StorageUnavailable) as raised:
             store.append(TENANT, connection.id, [_draft(connection, "a")])
     assert raised.value.data == {"code": "ThrottlingException"}
@@ -222,7 +231,7 @@ def test_a_writer_that_knows_the_head_commits_in_one_request_and_a_duplicate_tak
     with counting(store._client) as duplicate:
         again = store.append(TENANT, connection.id, [_draft(connection, "a")])
 
-    assert first.names == ["UpdateItem", "TransactWriteItems"]
+    assert first.names == ["BatchGetItem", "TransactWriteItems"]  # a new instance reads both heads once
     assert second.names == ["TransactWriteItems"]
     assert (duplicate.names, again.duplicates) == (["TransactWriteItems"], 1)
     assert store.log_head(TENANT, None) == store.log_head(TENANT, connection.id) == 2  # nothing to release
@@ -252,13 +261,19 @@ def test_a_writer_outpaced_twice_takes_its_positions_with_add_for_a_while(
     now = [time.time()]
     store = Store(dynamodb_client(settings.dynamodb_endpoint), settings, clock=lambda: now[0])
     other_writer = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
+    other = create_connection(
+        store,
+        settings,
+        TENANT,
+        ConnectionCreate(provider="standard", name="x", webhook_secrets=[TEST_SECRET]),
+    )
     store.append(TENANT, connection.id, [_draft(connection, "a1")])
     interruptions = iter(["x1", "x2", "x3"])
 
     def another_commit_first(**_: Any) -> None:
         label = next(interruptions, None)
         if label:
-            other_writer.append(TENANT, connection.id, [_draft(connection, label)])
+            other_writer.append(TENANT, other.id, [_draft(other, label)])
 
     store._client.meta.events.register("before-call.dynamodb.TransactWriteItems", another_commit_first)
     try:
@@ -277,7 +292,8 @@ def test_a_writer_outpaced_twice_takes_its_positions_with_add_for_a_while(
     assert contended.names == ["UpdateItem", "TransactWriteItems"]
     assert calm_again.names == ["TransactWriteItems"]
     # a2 took its position by ADD before x3 was written, so x3 follows it
-    assert _labels(store) == _labels(store, connection.id) == ["a1", "x1", "x2", "a2", "x3", "a3", "a4"]
+    assert _labels(store) == ["a1", "x1", "x2", "a2", "x3", "a3", "a4"]
+    assert _labels(store, connection.id) == ["a1", "a2", "a3", "a4"]
     assert store.read_log(TENANT, None, 0, 10).exhausted is True
 
 
@@ -300,28 +316,108 @@ def test_after_a_commit_of_unknown_outcome_the_writer_trusts_its_view_no_more(
     finally:
         store._client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", time_out_once)
 
-    assert calls.names == ["UpdateItem", "TransactWriteItems"]
+    assert calls.names == ["BatchGetItem", "TransactWriteItems"]  # both heads read again
     assert _labels(store) == ["a", "b"]
 
 
-def test_a_view_that_pairs_the_head_with_an_old_connection_counter_cannot_move_it_back(
+def test_a_stale_view_of_the_connections_head_cannot_reissue_its_positions(
+    settings: Settings, store: Store, connection: StoredConnection
+) -> None:
+    store.append(TENANT, connection.id, [_draft(connection, "a1")])
+    Store(dynamodb_client(settings.dynamodb_endpoint), settings).append(
+        TENANT, connection.id, [_draft(connection, "b1")]
+    )
+    # A view of the connection's head from before b1, with a current view of the tenant's
+    store._remember(connection_log(TENANT, connection.id), KnownHead(1, 0))
+    store._remember(tenant_log(TENANT), KnownHead(2, 0))
+
+    store.append(TENANT, connection.id, [_draft(connection, "a2")])
+
+    assert _labels(store) == _labels(store, connection.id) == ["a1", "b1", "a2"]
+    assert store.log_head(TENANT, None) == store.log_head(TENANT, connection.id) + 0 == 3
+
+
+def test_a_writer_holding_earlier_tenant_positions_cannot_commit_after_a_later_event_of_its_connection(
+    settings: Settings, store: Store, connection: StoredConnection
+) -> None:
+    # A writer took tenant position 2 by ADD and stalls; another commits position 3 for the same connection
+    store.append(TENANT, connection.id, [_draft(connection, "a")])
+    stalled = store._allocate(TENANT, connection.id, 1)
+    other_writer = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
+    other_writer.append(TENANT, connection.id, [_draft(connection, "c")])
+    # Its commit, even with a current view of the connection's head, is refused: the connection's log
+    # would hold it after an event that is later in the tenant's log
+    store._remember(connection_log(TENANT, connection.id), KnownHead(2, 0))
+    late = store._plan(TENANT, connection.id, 1, stalled.tenant)
+    items, _ = store._commit_items(late, [(_draft(connection, "b"), *_encoded("b", connection))], None)
+    with pytest.raises(ClientError) as refused:
+        store._client.transact_write_items(TransactItems=items)
+    outcome = store._classify_cancellation(
+        refused.value, [(_draft(connection, "b"), *_encoded("b", connection))], None, late
+    )
+    assert outcome.overtaken
+    # Through `append`, the writer gives the position up and lands after: both logs keep one order
+    store.append(TENANT, connection.id, [_draft(connection, "b")])
+    reader = _reader_past_the_deadline(settings)
+    assert _labels(reader) == _labels(reader, connection.id) == ["a", "c", "b"]
+
+
+def test_a_writer_that_keeps_losing_the_race_for_its_connections_head_leases_it(
     settings: Settings, store: Store, connection: StoredConnection
 ) -> None:
     other_writer = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
     store.append(TENANT, connection.id, [_draft(connection, "a1")])
-    other_writer._allocate(TENANT, connection.id, 1)  # position 2 of both logs, not committed yet
-    # A view with the current `seq` but the connection counter from before that allocation
-    view = store._heads[TENANT]
-    view.seq = 2
-    view.connections[connection.id] = (1, view.connections[connection.id][1])
+    interruptions = iter(["x1", "x2"])
 
+    def another_commit_first(**_: Any) -> None:
+        label = next(interruptions, None)
+        if label:
+            other_writer.append(TENANT, connection.id, [_draft(connection, label)])
+
+    store._client.meta.events.register("before-call.dynamodb.TransactWriteItems", another_commit_first)
+    try:
+        with counting(store._client) as calls:
+            store.append(TENANT, connection.id, [_draft(connection, "a2")])
+    finally:
+        store._client.meta.events.unregister("before-call.dynamodb.TransactWriteItems", another_commit_first)
+
+    # Two races lost; then a lease on the connection's head (and tenant positions by ADD), and the commit
+    assert calls.names == [
+        "TransactWriteItems",
+        "TransactWriteItems",
+        "UpdateItem",
+        "UpdateItem",
+        "TransactWriteItems",
+    ]
+    assert _labels(store) == _labels(store, connection.id) == ["a1", "x1", "x2", "a2"]
+    # The commit gave the lease back: the next writer is not held up
+    head = store._client.get_item(
+        TableName=settings.events_table,
+        Key={"pk": {"S": connection_log(TENANT, connection.id)}, "sk": {"N": "0"}},
+    )["Item"]
+    assert "lease_owner" not in head
+    assert "lease_until" not in head
+    started = time.monotonic()
+    other_writer.append(TENANT, connection.id, [_draft(connection, "x3")])
+    assert time.monotonic() - started < settings.write_deadline_seconds / 2
+
+
+def test_a_writer_waits_for_a_lease_another_holds_and_commits_once_it_is_given_back(
+    settings: Settings, store: Store, connection: StoredConnection
+) -> None:
+    store.append(TENANT, connection.id, [_draft(connection, "a1")])
+    holder = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
+    token = holder._lease_head(connection_log(TENANT, connection.id))
+    assert token is not None
+    assert holder._lease_head(connection_log(TENANT, connection.id)) is None  # one holder at a time
+    release = threading.Timer(0.3, holder._release_lease, (connection_log(TENANT, connection.id), token))
+    release.start()
+
+    started = time.monotonic()
     store.append(TENANT, connection.id, [_draft(connection, "a2")])
 
-    # a2 took position 3 of both logs; position 2 is still the other writer's to commit
-    assert store.log_head(TENANT, None) == store.log_head(TENANT, connection.id) == 3
-    event = store.get_event(TENANT, 3)
-    assert event is not None
-    assert event["data"]["label"] == "a2"
+    assert time.monotonic() - started >= 0.25  # it waited for the lease rather than failing
+    assert _labels(store) == _labels(store, connection.id) == ["a1", "a2"]
 
 
 # --- a commit moving the head right now: what DynamoDB answers, and what the writers and readers do ------
@@ -346,13 +442,15 @@ def _transaction_conflict(operation: str) -> ClientError:
 def test_an_add_that_meets_another_instances_commit_on_the_head_is_retried(
     store: Store, connection: StoredConnection
 ) -> None:
+    store.append(TENANT, connection.id, [_draft(connection, "first")])
+    store._contended_until[tenant_log(TENANT)] = time.time() + 60  # the tenant's positions go by ADD
     _fail_once(store._client, "UpdateItem", _transaction_conflict("UpdateItem"))
 
     with counting(store._client) as calls:
         store.append(TENANT, connection.id, [_draft(connection, "a")])
 
     assert calls.names == ["UpdateItem", "UpdateItem", "TransactWriteItems"]
-    assert _labels(store) == ["a"]
+    assert _labels(store) == ["first", "a"]
 
 
 def test_a_fence_that_meets_a_commit_in_flight_reads_again_instead_of_failing(

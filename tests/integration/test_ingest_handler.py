@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from pullbridge.settings import Settings
+from pullbridge.storage.keys import tenant_log
 from tests.integration.conftest import counting, scan_events_table
 from tests.support import api_event, json_body, lambda_context, standard_webhook_event
 
@@ -265,9 +266,9 @@ def test_a_warm_webhook_costs_one_dynamodb_request_and_no_scan(
         response = ingest.lambda_handler(
             standard_webhook_event(connection["id"], BODY, message_id="m2"), lambda_context()
         )
-    # A new instance reads the connection and takes its position with an ADD; once it knows the head,
-    # the commit moves the head itself
-    assert cold.names == ["GetItem", "UpdateItem", "TransactWriteItems"]
+    # A new instance reads the connection, and the two log heads in one request; once it knows them,
+    # the commit moves them itself
+    assert cold.names == ["GetItem", "BatchGetItem", "TransactWriteItems"]
     assert response["statusCode"] == 200
     assert calls.names == ["TransactWriteItems"]
 
@@ -310,7 +311,9 @@ def test_every_dynamodb_call_of_the_webhook_path_is_allowed_by_the_template(
     # When the webhook path runs its accepting, duplicate, batch-release and failing branches
     with counting(ingest.store._client) as calls:
         for message_id in ("m1", "m1"):
-            ingest.store._heads.clear()  # a new instance: it takes positions with an ADD, releasing on failure
+            ingest.store._heads.clear()  # a new instance: it reads the heads
+            # under contention: it takes positions with an ADD, releasing them on failure
+            ingest.store._contended_until[tenant_log("t_alpha")] = time.time() + 60
             ingest.lambda_handler(
                 standard_webhook_event(connection["id"], BODY, message_id=message_id), lambda_context()
             )
@@ -320,6 +323,6 @@ def test_every_dynamodb_call_of_the_webhook_path_is_allowed_by_the_template(
         )
     # Then each call it made is allowed (a transaction is authorised per contained action)
     used = set(calls.names) - {"TransactWriteItems"}
-    assert {"UpdateItem", "BatchWriteItem"} <= used
+    assert {"BatchGetItem", "UpdateItem", "BatchWriteItem"} <= used
     assert used <= allowed
     assert {"PutItem", "ConditionCheckItem"} <= allowed

@@ -32,6 +32,7 @@ from pullbridge.errors import Conflict, NotFound, Unauthorized
 from pullbridge.models import ConnectionCreate, ConnectionUpdate
 from pullbridge.settings import Settings
 from pullbridge.storage import EventDraft, Store, _encode_document, dynamodb_client
+from pullbridge.storage.planning import head_after
 from pullbridge_local.dynamodb import EmbeddedDynamoDB
 from pullbridge_local.template import create_tables
 from tests.conftest import CURSOR_SECRET
@@ -116,7 +117,8 @@ def connection(engine_store: Store, engine_settings: Settings) -> StoredConnecti
 
 
 def _commit_as_puts(store: Store, connection: StoredConnection, labels: list[str]) -> None:
-    """Allocate through the real `ADD`, then write the real commit's items as conditional puts."""
+    """Take tenant positions through the real `ADD`, then write the real commit's items one by one (its
+    conditional puts, and its conditional move of the connection's head): dynalite has no transactions."""
     allocation = store._allocate(TENANT, connection.id, len(labels))
     pending = []
     for label in labels:
@@ -131,7 +133,13 @@ def _commit_as_puts(store: Store, connection: StoredConnection, labels: list[str
         pending.append((EventDraft(connection.id, document, delivery_id=label), *_encode_document(document)))
     items, _ = store._commit_items(allocation, pending, None)
     for item in items:
-        store._client.put_item(**item["Put"])  # type: ignore[typeddict-item]
+        if "Update" in item:
+            update = dict(item["Update"])
+            update.pop("ReturnValuesOnConditionCheckFailure", None)
+            store._client.update_item(**update)
+        else:
+            store._client.put_item(**item["Put"])  # type: ignore[typeddict-item]
+    store._remember(allocation.connection.log_key, head_after(allocation.connection))
 
 
 def _labels(store: Store, connection_id: str | None = None) -> list[str]:
@@ -199,10 +207,14 @@ def test_connection_listing_pages_through_the_index_and_skips_archived(
 def test_allocation_hands_out_consecutive_positions_per_log(
     engine_store: Store, connection: StoredConnection
 ) -> None:
+    # Tenant positions are taken by `ADD`: consecutive, each allocation knowing when the one before was made
     first = engine_store._allocate(TENANT, connection.id, 2)
     second = engine_store._allocate(TENANT, connection.id, 1)
-    assert (first.first_seq, first.first_cseq, second.first_seq, second.first_cseq) == (1, 1, 3, 3)
-    assert second.prev_at_ms == first.at_ms
+    assert (first.first_seq, second.first_seq) == (1, 3)
+    assert second.tenant.prev_at_ms == first.tenant.at_ms
+    # The connection's positions are only ever taken by the commit that moves its head: none yet
+    assert (first.first_cseq, second.first_cseq) == (1, 1)
+    assert (first.connection.expected, second.connection.expected) == (0, 0)
 
 
 def test_committed_rows_read_in_order_from_both_logs(

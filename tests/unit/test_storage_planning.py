@@ -14,12 +14,13 @@ from pullbridge.storage.planning import (
     MAX_TRANSACTION_ITEMS,
     Allocation,
     KnownHead,
+    Take,
     chunk_drafts,
     classify_cancellation,
     gap_verdict,
+    head_after,
     item_roles,
-    learn_allocation,
-    plan_in_commit,
+    planned_take,
 )
 
 
@@ -39,41 +40,25 @@ def _encoded(*drafts: EventDraft) -> list[tuple[EventDraft, str, Any]]:
 # --- positions -----------------------------------------------------------------------------------------
 
 
-def test_a_commit_plans_its_positions_from_the_head_it_knows() -> None:
-    head = KnownHead(seq=41, alloc_at_ms=1_000, connections={"conn_1": (7, 900)})
-    plan = plan_in_commit(head, "t", "conn_1", 3, now=2.5)
-    assert plan == Allocation("t", "conn_1", 42, 8, 3, 2_500, 1_000, 900, expected_seq=41)
-    assert plan.in_commit
+def test_a_commit_plans_its_positions_right_after_the_head_it_knows() -> None:
+    take = planned_take(KnownHead(seq=41, alloc_at_ms=1_000), "T#t", 3, now=2.5)
+    assert take == Take("T#t", 42, 3, 2_500, 1_000, expected=41)
+    assert take.planned
+    assert take.last == 44
+    assert head_after(take) == KnownHead(44, 2_500)
 
 
-@pytest.mark.parametrize("head", [None, KnownHead(5, 1, {"other": (1, 1)})], ids=["no head", "no counter"])
-def test_without_a_known_head_and_counter_there_is_no_plan(head: KnownHead | None) -> None:
-    assert plan_in_commit(head, "t", "conn_1", 1, now=1.0) is None
+def test_a_take_by_add_is_held_and_a_lease_rides_along_a_planned_one() -> None:
+    held = Take("T#t", 5, 2, 100, 90)
+    assert not held.planned
+    leased = planned_take(KnownHead(7, 50), "T#t#C#c", 1, now=1.0, lease="token")
+    assert (leased.lease, leased.expected) == ("token", 7)
 
 
-def test_an_allocation_moves_the_view_and_a_view_from_before_another_writer_is_dropped() -> None:
-    head = KnownHead(10, 100, {"conn_1": (4, 100), "conn_2": (6, 90)})
-    # Our allocation follows the view: the view moves, and the other connection's counter stays known
-    moved = learn_allocation(head, Allocation("t", "conn_1", 11, 5, 2, 200, 100, 100))
-    assert (moved.seq, moved.alloc_at_ms, moved.connections) == (
-        12,
-        200,
-        {"conn_1": (6, 200), "conn_2": (6, 90)},
-    )
-    # Someone else allocated in between (positions 13-14): only what we moved is known
-    after_gap = learn_allocation(moved, Allocation("t", "conn_1", 15, 9, 1, 300, 250, 260))
-    assert (after_gap.seq, after_gap.connections) == (15, {"conn_1": (9, 300)})
-
-
-def test_a_head_item_is_read_with_every_connections_counter() -> None:
-    item = {
-        "seq": {"N": "9"},
-        "alloc_at": {"N": "50"},
-        "c_a": {"N": "3"},
-        "a_a": {"N": "40"},
-        "c_b": {"N": "6"},
-    }
-    assert KnownHead.from_item(item) == KnownHead(9, 50, {"a": (3, 40), "b": (6, 0)})
+def test_a_head_item_is_read_as_its_seq_and_alloc_at_whatever_else_it_holds() -> None:
+    item = {"seq": {"N": "9"}, "alloc_at": {"N": "50"}, "tseq": {"N": "80"}, "lease_owner": {"S": "x"}}
+    assert KnownHead.from_item(item) == KnownHead(9, 50)
+    assert KnownHead.from_item({}) == KnownHead(0, 0)  # a head never written
 
 
 # --- chunks ----------------------------------------------------------------------------------------------
@@ -96,57 +81,97 @@ def test_a_batch_is_cut_where_a_transaction_would_pass_4_mb() -> None:
 
 # --- cancellations ---------------------------------------------------------------------------------------
 
+HELD = Allocation("t", "c", Take("T#t", 10, 3, 1, 0), Take("T#t#C#c", 4, 3, 1, 0, expected=3))
+PLANNED = Allocation("t", "c", Take("T#t", 10, 3, 1, 0, expected=9), Take("T#t#C#c", 4, 3, 1, 0, expected=3))
 
-def test_each_cancellation_reason_is_read_by_the_role_of_its_item() -> None:
-    pending = _encoded(_draft("a"), _draft("b", delivery=False), _draft("c", snapshot=True))
-    roles = item_roles(pending, ConnectionGuard("conn_1", 2), head=True)
-    assert roles == [
-        ("head", -1),
+
+def _pending() -> list[tuple[EventDraft, str, Any]]:
+    return _encoded(_draft("a"), _draft("b", delivery=False), _draft("c", snapshot=True))
+
+
+def test_each_item_of_a_commit_has_its_role() -> None:
+    assert item_roles(_pending(), ConnectionGuard("conn_1", 2), PLANNED) == [
+        ("head", 0),
+        ("head", 1),
         ("guard", -1),
         ("claim", 0),
         ("row", 0),
-        ("row", 0),
         ("row", 1),
+        ("row", 0),
         ("row", 1),
         ("claim", 2),
         ("snapshot", 2),
-        ("row", 2),
-        ("row", 2),
+        ("row", 0),
+        ("row", 1),
     ]
-    none = {"Code": "None"}
-    failed = {"Code": "ConditionalCheckFailed"}
+    assert item_roles(_pending(), None, HELD)[:2] == [("head", 1), ("claim", 0)]  # a held log has no head
+
+
+def _reasons(count: int, **failed: dict[str, Any]) -> list[dict[str, Any]]:
+    reasons: list[dict[str, Any]] = [{"Code": "None"}] * count
+    for index, reason in failed.items():
+        reasons[int(index.removeprefix("at"))] = reason
+    return reasons
+
+
+def test_a_stale_head_and_a_duplicate_are_read_from_the_reasons() -> None:
+    roles = item_roles(_pending(), ConnectionGuard("conn_1", 2), PLANNED)
     head_now = {"seq": {"N": "99"}}
     claim = {"event_ids": {"L": [{"S": "evt_1"}]}}
     outcome = classify_cancellation(
-        [{**failed, "Item": head_now}, none, {**failed, "Item": claim}] + [none] * 8, roles
+        _reasons(
+            12,
+            at0={"Code": "ConditionalCheckFailed", "Item": head_now},
+            at3={"Code": "ConditionalCheckFailed", "Item": claim},
+            at4={"Code": "ConditionalCheckFailed"},  # our planned row: already written, as the head says
+        ),
+        roles,
+        PLANNED,
     )
-    assert outcome.current_head == head_now
+    assert outcome.current_heads == {"T#t": head_now}
     assert outcome.duplicates == {0: claim}
-    assert [outcome.guard_failed, outcome.fenced, outcome.conflict, outcome.unexpected] == [False] * 4
+    assert [outcome.fenced, outcome.overtaken, outcome.guard_failed, outcome.unexpected] == [False] * 4
+
+
+def test_a_held_position_already_written_was_fenced() -> None:
+    roles = item_roles(_pending(), None, HELD)
+    outcome = classify_cancellation(_reasons(10, at2={"Code": "ConditionalCheckFailed"}), roles, HELD)
+    assert roles[2] == ("row", 0)
+    assert outcome.fenced
+
+
+@pytest.mark.parametrize(("tseq", "overtaken"), [(9, False), (10, True), (12, True)])
+def test_a_connection_head_past_our_tenant_positions_means_we_were_overtaken(
+    tseq: int, overtaken: bool
+) -> None:
+    head_now = {"seq": {"N": "5"}, "tseq": {"N": str(tseq)}}
+    roles = item_roles(_pending(), None, HELD)
+    outcome = classify_cancellation(
+        _reasons(10, at0={"Code": "ConditionalCheckFailed", "Item": head_now}), roles, HELD
+    )
+    assert outcome.current_heads == {"T#t#C#c": head_now}
+    assert outcome.overtaken is overtaken
 
 
 @pytest.mark.parametrize(
     ("index", "code", "flag"),
     [
-        (1, "ConditionalCheckFailed", "guard_failed"),
-        (3, "ConditionalCheckFailed", "fenced"),
-        (8, "ConditionalCheckFailed", "unexpected"),  # a snapshot write has no condition
-        (3, "TransactionConflict", "conflict"),
-        (3, "ThrottlingError", "unexpected"),
-        (20, "ConditionalCheckFailed", "unexpected"),  # past the roles: a tombstone
+        (2, "ConditionalCheckFailed", "guard_failed"),
+        (9, "ConditionalCheckFailed", "unexpected"),  # a snapshot write has no condition
+        (4, "TransactionConflict", "conflict"),
+        (4, "ThrottlingError", "unexpected"),
+        (30, "ConditionalCheckFailed", "unexpected"),  # past the roles: a tombstone
     ],
 )
 def test_what_else_a_cancellation_can_say(index: int, code: str, flag: str) -> None:
-    pending = _encoded(_draft("a"), _draft("b", delivery=False), _draft("c", snapshot=True))
-    roles = item_roles(pending, ConnectionGuard("conn_1", 2), head=True)
-    reasons = [{"Code": "None"}] * 21
+    roles = item_roles(_pending(), ConnectionGuard("conn_1", 2), PLANNED)
+    reasons = _reasons(31)
     reasons[index] = {"Code": code}
-    outcome = classify_cancellation(reasons, roles)
-    assert getattr(outcome, flag) is True
+    assert getattr(classify_cancellation(reasons, roles, PLANNED), flag) is True
 
 
 def test_a_cancellation_without_reasons_is_unexpected() -> None:
-    assert classify_cancellation([], []).unexpected
+    assert classify_cancellation([], [], PLANNED).unexpected
 
 
 # --- gaps ------------------------------------------------------------------------------------------------

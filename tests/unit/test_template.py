@@ -200,12 +200,14 @@ def test_ingest_may_only_read_connections_and_append_events() -> None:
         "dynamodb:GetItem",
         "dynamodb:ConditionCheckItem",
     }
-    # BatchWriteItem only ever puts tombstones on positions the failed commit had taken.
+    # BatchWriteItem only ever puts tombstones on positions the failed commit had taken; BatchGetItem
+    # reads a new instance's two log heads at once.
     assert _actions_on("IngestFunction", "EventsTable") == {
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "dynamodb:ConditionCheckItem",
         "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
         "dynamodb:BatchWriteItem",
     }
 
@@ -214,9 +216,10 @@ def test_ingest_cannot_scan_query_or_delete() -> None:
     actions = _unconditional_actions_on("IngestFunction", "ControlTable") | _actions_on(
         "IngestFunction", "EventsTable"
     )
-    forbidden = {"dynamodb:Scan", "dynamodb:Query", "dynamodb:DeleteItem", "dynamodb:BatchGetItem"}
+    forbidden = {"dynamodb:Scan", "dynamodb:Query", "dynamodb:DeleteItem"}
 
     assert not actions & forbidden
+    assert "dynamodb:BatchGetItem" not in _unconditional_actions_on("IngestFunction", "ControlTable")
 
 
 def test_ingest_may_write_only_snapshot_items_of_the_control_table() -> None:

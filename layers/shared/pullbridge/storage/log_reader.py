@@ -112,16 +112,16 @@ class LogReader(StoreCore):
 
         `consistent=False` costs half a read unit and may lag a write by a moment: right for a probe whose
         "yes" is followed by a consistent read of the log itself, and whose "no" is asked again soon."""
-        attribute = "seq" if connection_id is None else f"c_{connection_id}"
+        log_key = tenant_log(tenant_id) if connection_id is None else connection_log(tenant_id, connection_id)
         with storage_errors():
             response = self._client.get_item(
                 TableName=self._events_table,
-                Key={"pk": s(tenant_log(tenant_id)), "sk": n(HEAD_POSITION)},
-                ProjectionExpression="#a",
-                ExpressionAttributeNames={"#a": attribute},
+                Key={"pk": s(log_key), "sk": n(HEAD_POSITION)},
+                ProjectionExpression="#seq",
+                ExpressionAttributeNames={"#seq": "seq"},
                 ConsistentRead=consistent,
             )
-        return num(response.get("Item", {}), attribute)
+        return num(response.get("Item", {}), "seq")
 
     def get_event(self, tenant_id: str, position: int) -> dict[str, Any] | None:
         with storage_errors():

@@ -1,23 +1,28 @@
-"""Writing the log: one transaction per chunk of events, whose positions come from the log's head.
+"""Writing the log: one transaction per chunk of events, whose positions come from the logs' heads.
 
-The protocol (docs/architecture.md, "How the log is ordered"): a writer that knows the head moves it
-inside its commit, conditional on `seq` being what it knew, so a commit that lands allocated exactly
-what it wrote and one that fails allocated nothing. A writer that does not know it, or whose view went
-stale twice, takes positions with one atomic `ADD` and holds them until it commits or releases them.
-The pure decisions are in `planning`.
+The protocol (docs/architecture.md, "How the log is ordered"): each log (the tenant's, and each
+connection's) has a head item of fixed size. A writer that knows a head moves it inside its commit,
+conditional on `seq` being what it knew, so a commit that lands allocated exactly what it wrote and one
+that fails allocated nothing. Under contention a writer takes its tenant positions with one atomic `ADD`
+instead, and holds them until it commits or releases them. The connection's head is always moved in the
+commit, and only past the tenant position of the connection's last event (`tseq`): both logs keep one
+order. The pure decisions are in `planning`.
 """
 
 from __future__ import annotations
 
+import random
+import secrets
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pullbridge.errors import StorageUnavailable
 from pullbridge.ids import new_event_id
-from pullbridge.storage.attributes import Item, encode_document, n, num, readable_text, s
+from pullbridge.storage.attributes import Item, encode_document, n, num, readable_text, s, text
 from pullbridge.storage.client import error_code, storage_error, storage_errors
 from pullbridge.storage.core import StoreCore
 from pullbridge.storage.keys import (
@@ -34,11 +39,12 @@ from pullbridge.storage.planning import (
     Cancellation,
     EncodedDraft,
     KnownHead,
+    Take,
     chunk_drafts,
     classify_cancellation,
+    head_after,
     item_roles,
-    learn_allocation,
-    plan_in_commit,
+    planned_take,
 )
 from pullbridge.storage.snapshots import snapshot_write
 
@@ -47,23 +53,48 @@ if TYPE_CHECKING:
 else:
     TransactWriteItemTypeDef = Any
 
-MAX_COMMIT_ATTEMPTS = 6
+MAX_COMMIT_ATTEMPTS = 12
+CONTENTION_BUDGET_DEADLINES = 2
+"""A writer keeps trying past `MAX_COMMIT_ATTEMPTS` for this many write deadlines (at least 2 s): under
+contention a webhook is answered later, rather than 503."""
 MAX_HEAD_GUESSES = 2
-"""Commits that move the head themselves, per chunk, before a writer falls back to `ADD`."""
+"""Commits that move the tenant's head themselves, per chunk, before a writer falls back to `ADD`."""
 HEAD_CONTENTION_SECONDS = 1.0
-"""After its view goes stale that often, a writer takes positions by `ADD` for this long: a tenant that
-many instances write at once would otherwise cost a cancelled transaction per webhook."""
-MAX_KNOWN_HEADS = 10_000  # tenants whose head one instance remembers; past it, it starts over
+"""After its view goes stale that often, a writer takes tenant positions by `ADD` for this long: a tenant
+that many instances write at once would otherwise cost a cancelled transaction per webhook."""
+MAX_KNOWN_HEADS = 100_000
+"""Heads (tenants' and connections') one instance remembers, about 100 bytes each; past it, the least
+recently learned is forgotten, and read again when needed."""
 MAX_ADD_ATTEMPTS = 4  # an ADD that meets another instance's commit on the head waits 5, 10, 20 ms
 MAX_ATTRIBUTE_TEXT_BYTES = 1_024  # the plain copies of an event's fields on its log rows
 MAX_READABLE_ID_BYTES = 4_096  # the original of a hashed delivery id, kept beside its claim
+MAX_BACKOFF_SECONDS = 0.2
+
+
+@dataclass
+class _ChunkState:
+    """One chunk's way to its commit, across attempts."""
+
+    pending: list[EncodedDraft]
+    connection_key: str
+    held: Take | None = None
+    """Tenant positions taken by `ADD` for this chunk, until committed or released."""
+    lease: str | None = None
+    """Our lease on the connection's head, once we lost races for it."""
+    misses: int = 0
+    connection_misses: int = 0
+    attempt: int = 0
+    waits_end: float = 0.0
+    """Until when it keeps trying, whatever the attempts so far."""
 
 
 class LogWriter(StoreCore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._heads: dict[str, KnownHead] = {}
+        """Log key -> the head as this instance last saw it."""
         self._contended_until: dict[str, float] = {}
+        """Tenant log key -> until when its positions are taken by `ADD`."""
 
     def append(
         self,
@@ -96,113 +127,199 @@ class LogWriter(StoreCore):
         guard: ConnectionGuard | None,
         result: AppendResult,
     ) -> None:
-        pending = list(chunk)
+        state = _ChunkState(list(chunk), connection_log(tenant_id, connection_id))
+        state.waits_end = self._clock() + max(CONTENTION_BUDGET_DEADLINES * self._deadline_ms / 1000, 2.0)
         allocation: Allocation | None = None
-        head_guesses = MAX_HEAD_GUESSES
-        for attempt in range(MAX_COMMIT_ATTEMPTS):
-            if not pending:
-                if allocation and not allocation.in_commit:
-                    self._release(allocation)
-                return
-            if allocation is None:
-                guessed = (
-                    self._allocate_in_commit(tenant_id, connection_id, len(pending)) if head_guesses else None
-                )
-                allocation = guessed or self._allocate(tenant_id, connection_id, len(pending))
-            items, event_ids = self._commit_items(allocation, pending, guard)
-            try:
-                self._client.transact_write_items(TransactItems=items)
-            except ClientError as exc:
-                if error_code(exc) != "TransactionCanceledException":
+        try:
+            while state.attempt < MAX_COMMIT_ATTEMPTS or self._clock() < state.waits_end:
+                if not state.pending:
+                    if state.held:
+                        self._release(state.held)
+                    return
+                if state.lease is None and state.connection_misses >= MAX_HEAD_GUESSES:
+                    state.lease = self._lease_head(state.connection_key)
+                    if state.lease is None:  # another writer holds it: its commit is on its way
+                        time.sleep(random.uniform(0, self._deadline_ms / 4000))  # noqa: S311
+                        state.connection_misses -= 1  # ask for the lease again after one more try
+                        continue
+                state.attempt += 1
+                allocation = self._plan(tenant_id, connection_id, len(state.pending), state.held, state.lease)
+                state.held = allocation.tenant if not allocation.tenant.planned else None
+                items, event_ids = self._commit_items(allocation, state.pending, guard)
+                try:
+                    self._client.transact_write_items(TransactItems=items)
+                except ClientError as exc:
+                    if error_code(exc) != "TransactionCanceledException":
+                        self._abandon(allocation, committed_maybe=True)
+                        raise storage_error(exc) from exc
+                    self._after_cancellation(exc, state, allocation, guard, result)
+                    continue
+                except BotoCoreError as exc:
+                    # Unknown outcome (e.g. a timeout): the commit may have landed, so release conditionally.
+                    # A redelivery then finds the claim if it did, and is stored anew if it did not.
                     self._abandon(allocation, committed_maybe=True)
                     raise storage_error(exc) from exc
-                outcome = self._classify_cancellation(exc, pending, guard, allocation)
-                if outcome.guard_failed:
-                    self._abandon(allocation)
-                    raise ConnectionChanged(connection_id) from exc
-                if outcome.unexpected:
-                    self._abandon(allocation)
-                    raise storage_error(exc) from exc
-                for index in sorted(outcome.duplicates, reverse=True):
-                    draft = pending.pop(index)[0]
-                    result.duplicates += 1
-                    result.duplicate_event_ids.extend(self._claimed_ids(draft, outcome.duplicates[index]))
-                if allocation.in_commit:
-                    head_guesses = self._after_cancelled_head_move(tenant_id, outcome, head_guesses)
-                    allocation = None
-                elif outcome.fenced:
-                    # A reader gave up on our positions: release them all and take new ones.
-                    self._release(allocation)
-                    allocation = None
-                if outcome.conflict:
-                    time.sleep(0.01 * 2**attempt)
-                continue
-            except BotoCoreError as exc:
-                # Unknown outcome (e.g. a timeout): the commit may have landed, so release conditionally.
-                # A redelivery then finds the claim if it did, and is stored anew if it did not.
-                self._abandon(allocation, committed_maybe=True)
-                raise storage_error(exc) from exc
-            if allocation.in_commit:
-                self._learn_allocation(allocation)
-            result.event_ids.extend(event_ids)
-            return
-        if allocation:
+                state.lease = None  # the commit gave it back
+                for take in allocation.takes:
+                    if take.planned:
+                        self._remember(take.log_key, head_after(take))
+                result.event_ids.extend(event_ids)
+                return
+            if allocation:
+                self._abandon(allocation)
+            raise StorageUnavailable("the log is too contended; retry later", key="storage_contention")
+        finally:
+            if state.lease is not None:
+                self._release_lease(state.connection_key, state.lease)
+
+    def _after_cancellation(
+        self,
+        exc: ClientError,
+        state: _ChunkState,
+        allocation: Allocation,
+        guard: ConnectionGuard | None,
+        result: AppendResult,
+    ) -> None:
+        """Act on what a cancelled commit said, for the next attempt; raise when there is none."""
+        outcome = self._classify_cancellation(exc, state.pending, guard, allocation)
+        if outcome.guard_failed or outcome.unexpected:
             self._abandon(allocation)
-        raise StorageUnavailable("the log is too contended; retry later", key="storage_contention")
+            if outcome.guard_failed:
+                raise ConnectionChanged(allocation.connection_id) from exc
+            raise storage_error(exc) from exc
+        for index in sorted(outcome.duplicates, reverse=True):
+            draft = state.pending.pop(index)[0]
+            result.duplicates += 1
+            result.duplicate_event_ids.extend(self._claimed_ids(draft, outcome.duplicates[index]))
+        state.misses = self._learn_from_cancellation(outcome, allocation, state.misses)
+        if state.held and (outcome.fenced or outcome.overtaken):
+            # A reader gave up on positions of ours, or a later writer got to the connection's log
+            # first: release them and take new ones.
+            self._release(state.held)
+            state.held = None
+        connection_head = outcome.current_heads.get(state.connection_key)
+        if connection_head is not None:
+            state.connection_misses += 1
+            if state.lease and text(connection_head, "lease_owner") != state.lease:
+                state.lease = None  # it ran out and went to another writer, who gave it back
+            if self._leased_by_another(connection_head, state.lease):
+                # Not a race lost: the lease holder goes first.
+                time.sleep(random.uniform(0, self._deadline_ms / 4000))  # noqa: S311
+                return
+        if outcome.conflict or (outcome.current_heads and state.lease is None):
+            time.sleep(random.uniform(0, min(0.005 * 2**state.attempt, MAX_BACKOFF_SECONDS)))  # noqa: S311
 
-    def _after_cancelled_head_move(self, tenant_id: str, outcome: Cancellation, head_guesses: int) -> int:
-        """A commit that moved the head took nothing: learn the head the cancellation returned, if it
-        moved, and count the miss. Returns the guesses left for this chunk."""
-        if outcome.current_head is not None:
-            self._heads[tenant_id] = KnownHead.from_item(outcome.current_head)
-        elif outcome.fenced:
-            # Cannot happen while the view holds: trust it no more.
-            self._heads.pop(tenant_id, None)
-        if outcome.current_head is None and not outcome.conflict and not outcome.fenced:
-            return head_guesses  # only duplicates: plan again for the rest
-        if head_guesses <= 1:
-            self._contended_until[tenant_id] = self._clock() + HEAD_CONTENTION_SECONDS
-        return head_guesses - 1
+    def _plan(
+        self, tenant_id: str, connection_id: str, size: int, held: Take | None, lease: str | None = None
+    ) -> Allocation:
+        """The positions of the next commit attempt.
 
-    def _abandon(self, allocation: Allocation, *, committed_maybe: bool = False) -> None:
-        """Give up a commit: an `ADD` allocation is released. A head moved in the commit took nothing;
-        its view stays true unless the commit may have landed after all."""
-        if allocation.in_commit:
-            if committed_maybe:
-                self._heads.pop(allocation.tenant_id, None)
-        else:
-            self._release(allocation, committed_maybe=committed_maybe)
-
-    def _allocate_in_commit(self, tenant_id: str, connection_id: str, size: int) -> Allocation | None:
-        """Positions the commit takes itself, from the head this instance knows; None if it knows none."""
+        Tenant log: positions already held stay held; under contention they are taken by `ADD`; otherwise
+        the commit moves the head itself. Connection log: always moved in the commit. Heads this instance
+        has never seen are read first, both in one request.
+        """
         now = self._clock()
-        if self._contended_until.get(tenant_id, 0.0) > now:
-            return None
-        return plan_in_commit(self._heads.get(tenant_id), tenant_id, connection_id, size, now)
+        tenant_key, connection_key = tenant_log(tenant_id), connection_log(tenant_id, connection_id)
+        by_add = held is None and self._contended_until.get(tenant_key, 0.0) > now
+        unknown = [
+            key
+            for key, needed in ((tenant_key, held is None and not by_add), (connection_key, True))
+            if needed and key not in self._heads
+        ]
+        if unknown:
+            self._read_heads(unknown)
+        if by_add:
+            held = self._take_by_add(tenant_key, size)
+        tenant = held or planned_take(self._heads[tenant_key], tenant_key, size, now)
+        connection = planned_take(self._heads[connection_key], connection_key, size, now, lease)
+        return Allocation(tenant_id, connection_id, tenant, connection)
 
-    def _learn_allocation(self, allocation: Allocation) -> None:
-        """The head as an allocation left it: an `ADD` once it returns, a move in a commit once it lands."""
-        if allocation.tenant_id not in self._heads and len(self._heads) >= MAX_KNOWN_HEADS:
-            self._heads.clear()
-            self._contended_until.clear()
-        self._heads[allocation.tenant_id] = learn_allocation(
-            self._heads.get(allocation.tenant_id), allocation
-        )
+    def _read_heads(self, log_keys: Sequence[str]) -> None:
+        """Learn heads never seen, with one consistent read (a head not yet written is at 0)."""
+        found: dict[str, Item] = {}
+        request: dict[str, Any] = {
+            self._events_table: {
+                "Keys": [{"pk": s(key), "sk": n(HEAD_POSITION)} for key in log_keys],
+                "ConsistentRead": True,
+            }
+        }
+        for attempt in range(8):
+            with storage_errors():
+                response = self._client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(self._events_table, []):
+                found[item["pk"]["S"]] = item
+            request = dict(response.get("UnprocessedKeys") or {})
+            if not request:
+                break
+            time.sleep(min(0.01 * 2**attempt, MAX_BACKOFF_SECONDS))
+        else:
+            raise StorageUnavailable("storage kept throttling a read; retry later")
+        for key in log_keys:
+            self._remember(key, KnownHead.from_item(found.get(key, {})))
 
-    def _allocate(self, tenant_id: str, connection_id: str, size: int) -> Allocation:
+    def _remember(self, log_key: str, head: KnownHead) -> None:
+        self._heads.pop(log_key, None)  # re-inserted last: the least recently learned goes first
+        if len(self._heads) >= MAX_KNOWN_HEADS:
+            del self._heads[next(iter(self._heads))]
+        self._heads[log_key] = head
+
+    def _lease_head(self, log_key: str) -> str | None:
+        """A lease on a connection's head, so that this writer's next commit cannot lose the race for it
+        again: other writers' commits wait until it is given back (in our commit) or runs out (after the
+        write deadline, by their clocks: a lease only decides who goes first, never what is correct). Also
+        learns the head. None when another writer holds it."""
+        token = secrets.token_hex(8)
+        now_ms = int(self._clock() * 1000)
+        try:
+            response = self._client.update_item(
+                TableName=self._events_table,
+                Key={"pk": s(log_key), "sk": n(HEAD_POSITION)},
+                UpdateExpression="SET #owner = :me, #until = :until",
+                ConditionExpression="attribute_not_exists(#until) OR #until < :now",
+                ExpressionAttributeNames={"#owner": "lease_owner", "#until": "lease_until"},
+                ExpressionAttributeValues={
+                    ":me": s(token),
+                    ":until": n(now_ms + self._deadline_ms),
+                    ":now": n(now_ms),
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if error_code(exc) in ("ConditionalCheckFailedException", "TransactionConflictException"):
+                return None
+            raise storage_error(exc) from exc
+        except BotoCoreError as exc:
+            raise storage_error(exc) from exc
+        self._remember(log_key, KnownHead.from_item(response.get("Attributes", {})))
+        return token
+
+    def _leased_by_another(self, head: Item, lease: str | None) -> bool:
+        return num(head, "lease_until") >= self._clock() * 1000 and text(head, "lease_owner") != lease
+
+    def _release_lease(self, log_key: str, token: str) -> None:
+        """Give a lease back when the commit that was to do so did not land. Best effort: it runs out."""
+        try:
+            self._client.update_item(
+                TableName=self._events_table,
+                Key={"pk": s(log_key), "sk": n(HEAD_POSITION)},
+                UpdateExpression="REMOVE #owner, #until",
+                ConditionExpression="#owner = :me",
+                ExpressionAttributeNames={"#owner": "lease_owner", "#until": "lease_until"},
+                ExpressionAttributeValues={":me": s(token)},
+            )
+        except (ClientError, BotoCoreError):
+            return
+
+    def _take_by_add(self, log_key: str, size: int) -> Take:
+        """Positions taken with one atomic `ADD` on the log's head: held from now on."""
         for attempt in range(MAX_ADD_ATTEMPTS):
             now_ms = int(self._clock() * 1000)
             try:
                 response = self._client.update_item(
                     TableName=self._events_table,
-                    Key={"pk": s(tenant_log(tenant_id)), "sk": n(HEAD_POSITION)},
-                    UpdateExpression="ADD #seq :size, #cseq :size SET #at = :now, #cat = :now",
-                    ExpressionAttributeNames={
-                        "#seq": "seq",
-                        "#cseq": f"c_{connection_id}",
-                        "#at": "alloc_at",
-                        "#cat": f"a_{connection_id}",
-                    },
+                    Key={"pk": s(log_key), "sk": n(HEAD_POSITION)},
+                    UpdateExpression="ADD #seq :size SET #at = :now",
+                    ExpressionAttributeNames={"#seq": "seq", "#at": "alloc_at"},
                     ExpressionAttributeValues={":size": n(size), ":now": n(now_ms)},
                     ReturnValues="UPDATED_OLD",
                 )
@@ -216,19 +333,38 @@ class LogWriter(StoreCore):
                 raise storage_error(exc) from exc
             except BotoCoreError as exc:
                 raise storage_error(exc) from exc
-        old = response.get("Attributes", {})
-        allocation = Allocation(
-            tenant_id=tenant_id,
-            connection_id=connection_id,
-            first_seq=num(old, "seq") + 1,
-            first_cseq=num(old, f"c_{connection_id}") + 1,
-            size=size,
-            at_ms=now_ms,
-            prev_at_ms=num(old, "alloc_at"),
-            prev_connection_at_ms=num(old, f"a_{connection_id}"),
-        )
-        self._learn_allocation(allocation)  # the `ADD` itself moved the head, whatever the commit does
-        return allocation
+        old = KnownHead.from_item(response.get("Attributes", {}))
+        take = Take(log_key, old.seq + 1, size, now_ms, old.alloc_at_ms)
+        self._remember(log_key, head_after(take))  # the `ADD` moved it, whatever the commit does
+        return take
+
+    def _allocate(self, tenant_id: str, connection_id: str, size: int) -> Allocation:
+        """Tenant positions taken by `ADD` (held until committed or released), and the connection's
+        planned from its head: what a writer has between its `ADD` and its commit."""
+        return self._plan(tenant_id, connection_id, size, self._take_by_add(tenant_log(tenant_id), size))
+
+    def _learn_from_cancellation(self, outcome: Cancellation, allocation: Allocation, misses: int) -> int:
+        """A cancelled commit that moved heads took nothing. A head found moved by someone else is learned
+        from the cancellation. A stale or busy view of the tenant's head counts as a miss: after
+        `MAX_HEAD_GUESSES`, tenant positions are taken by `ADD` for `HEAD_CONTENTION_SECONDS`. Returns the
+        misses so far."""
+        for key, item in outcome.current_heads.items():
+            self._remember(key, KnownHead.from_item(item))
+        tenant = allocation.tenant
+        if tenant.planned and (tenant.log_key in outcome.current_heads or outcome.conflict):
+            misses += 1
+            if misses >= MAX_HEAD_GUESSES:
+                self._contended_until[tenant.log_key] = self._clock() + HEAD_CONTENTION_SECONDS
+        return misses
+
+    def _abandon(self, allocation: Allocation, *, committed_maybe: bool = False) -> None:
+        """Give up a commit: held positions are released. A head moved in the commit took nothing; its
+        view stays true unless the commit may have landed after all."""
+        for take in allocation.takes:
+            if take.planned and committed_maybe:
+                self._heads.pop(take.log_key, None)
+        if not allocation.tenant.planned:
+            self._release(allocation.tenant, committed_maybe=committed_maybe)
 
     def _commit_items(
         self,
@@ -236,9 +372,10 @@ class LogWriter(StoreCore):
         pending: list[EncodedDraft],
         guard: ConnectionGuard | None,
     ) -> tuple[list[TransactWriteItemTypeDef], list[str]]:
-        items: list[TransactWriteItemTypeDef] = []
-        if allocation.in_commit:
-            items.append(self._head_move(allocation))
+        tenant, connection = allocation.takes
+        items: list[TransactWriteItemTypeDef] = [
+            self._head_move(take, tenant) for take in allocation.takes if take.planned
+        ]
         if guard is not None:
             items.append(
                 {
@@ -251,11 +388,10 @@ class LogWriter(StoreCore):
                     }
                 }
             )
-        expires_at = int(allocation.at_ms / 1000) + self._retention_seconds
+        expires_at = int(tenant.at_ms / 1000) + self._retention_seconds
         event_ids = []
         for offset, (draft, doc_name, doc_value) in enumerate(pending):
-            seq = allocation.first_seq + offset
-            cseq = allocation.first_cseq + offset
+            seq, cseq = tenant.first + offset, connection.first + offset
             event_id = new_event_id(seq)
             event_ids.append(event_id)
             if draft.delivery_id is not None:
@@ -263,32 +399,27 @@ class LogWriter(StoreCore):
             if draft.snapshot is not None:
                 items.append(snapshot_write(self._control_table, draft.snapshot))
             row = self._row_attributes(draft, event_id, doc_name, doc_value, expires_at)
-            for log_key, position, other, prev_at in (
-                (tenant_log(allocation.tenant_id), seq, cseq, allocation.prev_at_ms),
-                (
-                    connection_log(allocation.tenant_id, allocation.connection_id),
-                    cseq,
-                    seq,
-                    allocation.prev_connection_at_ms,
-                ),
-            ):
+            for take, position, other in ((tenant, seq, cseq), (connection, cseq, seq)):
                 items.append(
                     {
                         "Put": {
                             "TableName": self._events_table,
                             "Item": {
-                                "pk": s(log_key),
+                                "pk": s(take.log_key),
                                 "sk": n(position),
                                 "other_position": n(other),
-                                "prev_at": n(prev_at),
+                                "prev_at": n(take.prev_at_ms),
                                 **row,
                             },
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
                     }
                 )
-        for offset in range(len(pending), allocation.size):
-            items.extend(self._tombstone_puts(allocation, offset))
+        if not tenant.planned:  # held positions the chunk no longer needs (duplicates found)
+            items.extend(
+                {"Put": {"TableName": self._events_table, "Item": item}}
+                for item in self._tombstones(tenant, range(len(pending), tenant.size))
+            )
         return items, event_ids
 
     def _claim_put(
@@ -313,28 +444,42 @@ class LogWriter(StoreCore):
             }
         }
 
-    def _head_move(self, allocation: Allocation) -> TransactWriteItemTypeDef:
+    def _head_move(self, take: Take, tenant: Take) -> TransactWriteItemTypeDef:
+        """Move a log's head in the commit, conditional on `seq`, which versions the head: every
+        allocation moves it. A connection's head also keeps `tseq`, the tenant position of its last
+        event, and moves only past it: a writer holding earlier tenant positions can then never place
+        its events after later ones in the connection's log. It moves only for the holder of a lease on
+        it, if there is one; the holder's commit gives the lease back."""
+        conditions = [
+            "#seq = :expected" if take.expected else "(attribute_not_exists(#seq) OR #seq = :expected)"
+        ]
+        names = {"#seq": "seq", "#at": "alloc_at"}
+        values: dict[str, Any] = {
+            ":seq": n(take.last),
+            ":now": n(take.at_ms),
+            ":expected": n(take.expected or 0),
+        }
+        update = "SET #seq = :seq, #at = :now"
+        if take is not tenant:
+            names |= {"#tseq": "tseq", "#until": "lease_until"}
+            values[":tlast"] = n(tenant.first + take.size - 1)
+            values[":tfirst"] = n(tenant.first)
+            update += ", #tseq = :tlast"
+            conditions.append("(attribute_not_exists(#tseq) OR #tseq < :tfirst)")
+            if take.lease is None:
+                conditions.append("(attribute_not_exists(#until) OR #until < :now)")
+            else:
+                names["#owner"], values[":me"] = "lease_owner", s(take.lease)
+                conditions.append("#owner = :me")
+                update += " REMOVE #owner, #until"
         return {
             "Update": {
                 "TableName": self._events_table,
-                "Key": {"pk": s(tenant_log(allocation.tenant_id)), "sk": n(HEAD_POSITION)},
-                "UpdateExpression": "SET #seq = :seq, #cseq = :cseq, #at = :now, #cat = :now",
-                # `seq` versions the head; the connection's own counter is checked too, in case a view
-                # ever pairs them wrongly: a counter moved back would reissue its positions.
-                "ConditionExpression": "#seq = :expected AND #cseq = :cexpected",
-                "ExpressionAttributeNames": {
-                    "#seq": "seq",
-                    "#cseq": f"c_{allocation.connection_id}",
-                    "#at": "alloc_at",
-                    "#cat": f"a_{allocation.connection_id}",
-                },
-                "ExpressionAttributeValues": {
-                    ":seq": n(allocation.first_seq + allocation.size - 1),
-                    ":cseq": n(allocation.first_cseq + allocation.size - 1),
-                    ":now": n(allocation.at_ms),
-                    ":expected": n(allocation.expected_seq or 0),
-                    ":cexpected": n(allocation.first_cseq - 1),
-                },
+                "Key": {"pk": s(take.log_key), "sk": n(HEAD_POSITION)},
+                "UpdateExpression": update,
+                "ConditionExpression": " AND ".join(conditions),
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         }
@@ -358,63 +503,45 @@ class LogWriter(StoreCore):
             row["collection"] = s(readable_text(str(document["collection"]), MAX_ATTRIBUTE_TEXT_BYTES))
         return row
 
-    def _tombstone_puts(self, allocation: Allocation, offset: int) -> list[TransactWriteItemTypeDef]:
-        expires_at = int(allocation.at_ms / 1000) + self._retention_seconds
-        puts: list[TransactWriteItemTypeDef] = []
-        for log_key, position, prev_at in (
-            (tenant_log(allocation.tenant_id), allocation.first_seq + offset, allocation.prev_at_ms),
-            (
-                connection_log(allocation.tenant_id, allocation.connection_id),
-                allocation.first_cseq + offset,
-                allocation.prev_connection_at_ms,
-            ),
-        ):
-            puts.append(
-                {
-                    "Put": {
-                        "TableName": self._events_table,
-                        "Item": {
-                            "pk": s(log_key),
-                            "sk": n(position),
-                            "kind": s("tombstone"),
-                            "prev_at": n(prev_at),
-                            "expires_at": n(expires_at),
-                        },
-                    }
-                }
-            )
-        return puts
+    def _tombstones(self, take: Take, offsets: range) -> list[Item]:
+        expires_at = int(take.at_ms / 1000) + self._retention_seconds
+        return [
+            {
+                "pk": s(take.log_key),
+                "sk": n(take.first + offset),
+                "kind": s("tombstone"),
+                "prev_at": n(take.prev_at_ms),
+                "expires_at": n(expires_at),
+            }
+            for offset in offsets
+        ]
 
-    def _release(self, allocation: Allocation, *, committed_maybe: bool = False) -> None:
-        """Tombstone positions a failed commit left empty, so readers need not wait for the deadline.
+    def _release(self, take: Take, *, committed_maybe: bool = False) -> None:
+        """Tombstone held positions a failed commit left empty, so readers need not wait for the deadline.
 
         After a cancelled transaction nothing was written, so plain batched puts are safe. After any other
         failure the commit may still have landed, so each tombstone is conditional on the position being
         empty: it can never overwrite an event. Best effort: if this fails, readers fence after the deadline.
         """
-        puts = [
-            put["Put"]
-            for offset in range(allocation.size)
-            for put in self._tombstone_puts(allocation, offset)
-        ]
+        items = self._tombstones(take, range(take.size))
         try:
             if committed_maybe:
-                for put in puts:
+                for item in items:
                     try:
                         self._client.put_item(
-                            TableName=put["TableName"],
-                            Item=put["Item"],
+                            TableName=self._events_table,
+                            Item=item,
                             ConditionExpression="attribute_not_exists(pk)",
                         )
                     except ClientError as exc:
                         if error_code(exc) != "ConditionalCheckFailedException":
                             raise
                 return
-            for start in range(0, len(puts), 25):
+            for start in range(0, len(items), 25):
                 self._client.batch_write_item(
                     RequestItems={
                         self._events_table: [
-                            {"PutRequest": {"Item": put["Item"]}} for put in puts[start : start + 25]
+                            {"PutRequest": {"Item": item}} for item in items[start : start + 25]
                         ]
                     }
                 )
@@ -429,8 +556,7 @@ class LogWriter(StoreCore):
         allocation: Allocation,
     ) -> Cancellation:
         reasons = exc.response.get("CancellationReasons") or []
-        roles = item_roles(pending, guard, head=allocation.in_commit)
-        return classify_cancellation(reasons, roles)
+        return classify_cancellation(reasons, item_roles(pending, guard, allocation), allocation)
 
     def _claimed_ids(self, draft: EventDraft, old_item: Item) -> list[str]:
         """The event ids an earlier delivery of `draft` was stored under."""
@@ -442,5 +568,3 @@ class LogWriter(StoreCore):
                     ConsistentRead=True,
                 ).get("Item", {})
         return [value["S"] for value in old_item.get("event_ids", {}).get("L", [])]
-
-    # -- reading ------------------------------------------------------------------------------------

@@ -1,6 +1,9 @@
 """The log's pure decisions, apart from any I/O so they are unit-tested alone: which positions a commit
 takes, how a batch is cut into transactions, what a cancelled transaction said, and what an empty
 position before a committed row means to a reader. docs/architecture.md explains the protocol."""
+# Every log has a head of fixed size; a commit moves the tenant's head (or holds positions it took by
+# `ADD`) and the connection's head, which also records `tseq`, the tenant position of the connection's
+# last event, so that both logs keep one order.
 
 from __future__ import annotations
 
@@ -22,74 +25,78 @@ Role = Literal["head", "guard", "claim", "snapshot", "row", "tombstone"]
 
 
 @dataclass(frozen=True)
-class Allocation:
-    tenant_id: str
-    connection_id: str
-    first_seq: int
-    first_cseq: int
+class Take:
+    """One log's positions for one commit.
+
+    Planned (`expected` set): the commit moves the log's head itself, from `expected`, so nothing is
+    taken unless it lands. Held (`expected` None): taken by an `ADD` on the head, ours whatever the
+    commit does, until committed or released with tombstones. Only the tenant log is ever held.
+    """
+
+    log_key: str
+    first: int
     size: int
     at_ms: int
     prev_at_ms: int
-    prev_connection_at_ms: int
-    expected_seq: int | None = None
-    """Set when the commit itself moves the head, from this `seq`: nothing is taken until it lands."""
+    """When the log's previous allocation was made: on every row, for readers judging a gap."""
+    expected: int | None = None
+    lease: str | None = None
+    """A connection's head this writer holds a lease on (after losing races for it): its token."""
 
     @property
-    def in_commit(self) -> bool:
-        return self.expected_seq is not None
+    def planned(self) -> bool:
+        return self.expected is not None
+
+    @property
+    def last(self) -> int:
+        return self.first + self.size - 1
 
 
-@dataclass
+@dataclass(frozen=True)
+class Allocation:
+    """The positions of one commit: in the tenant's log and in the connection's log."""
+
+    tenant_id: str
+    connection_id: str
+    tenant: Take
+    connection: Take
+
+    @property
+    def takes(self) -> tuple[Take, Take]:
+        return (self.tenant, self.connection)
+
+    @property
+    def first_seq(self) -> int:
+        return self.tenant.first
+
+    @property
+    def first_cseq(self) -> int:
+        return self.connection.first
+
+
+@dataclass(frozen=True)
 class KnownHead:
-    """A tenant's log head as this instance last saw it. `seq` versions the whole item: every allocation
-    moves it, so while `seq` is unchanged, so are `alloc_at` and every connection's `c_`/`a_` pair."""
+    """A log's head as this instance last saw it: `seq`, the last position handed out, and `alloc_at`,
+    when. Every log has its own head item, of fixed size: `T#<tenant>, 0` and `T#<tenant>#C#<conn>, 0`."""
 
     seq: int
     alloc_at_ms: int
-    connections: dict[str, tuple[int, int]] = field(default_factory=dict)
-    """connection id -> (`c_<id>`, `a_<id>`)"""
 
     @classmethod
     def from_item(cls, item: Item) -> KnownHead:
-        connections = {
-            name[2:]: (num(item, name), num(item, f"a_{name[2:]}")) for name in item if name.startswith("c_")
-        }
-        return cls(num(item, "seq"), num(item, "alloc_at"), connections)
+        return cls(num(item, "seq"), num(item, "alloc_at"))
 
 
-def plan_in_commit(
-    head: KnownHead | None, tenant_id: str, connection_id: str, size: int, now: float
-) -> Allocation | None:
-    """Positions the commit takes itself from a known head; None when the head or this connection's
-    counter on it is unknown (the writer then takes positions by `ADD`)."""
-    if head is None or connection_id not in head.connections:
-        return None
-    cseq, connection_at_ms = head.connections[connection_id]
-    return Allocation(
-        tenant_id=tenant_id,
-        connection_id=connection_id,
-        first_seq=head.seq + 1,
-        first_cseq=cseq + 1,
-        size=size,
-        at_ms=int(now * 1000),
-        prev_at_ms=head.alloc_at_ms,
-        prev_connection_at_ms=connection_at_ms,
-        expected_seq=head.seq,
+def planned_take(head: KnownHead, log_key: str, size: int, now: float, lease: str | None = None) -> Take:
+    """Positions a commit takes itself, right after the head it knows."""
+    return Take(
+        log_key, head.seq + 1, size, int(now * 1000), head.alloc_at_ms, expected=head.seq, lease=lease
     )
 
 
-def learn_allocation(head: KnownHead | None, allocation: Allocation) -> KnownHead:
-    """The head as an allocation left it: an `ADD` once it returns, a move in a commit once it lands. A
-    view from before someone else's allocation is dropped: only what this allocation moved is known."""
-    if head is None or head.seq != allocation.first_seq - 1:
-        head = KnownHead(0, 0)
-    head.seq = allocation.first_seq + allocation.size - 1
-    head.alloc_at_ms = allocation.at_ms
-    head.connections[allocation.connection_id] = (
-        allocation.first_cseq + allocation.size - 1,
-        allocation.at_ms,
-    )
-    return head
+def head_after(take: Take) -> KnownHead:
+    """The head a take left once it is taken (an `ADD` returned, or a commit that moved it landed)."""
+    return KnownHead(take.last, take.at_ms)
 
 
 def chunk_drafts(encoded: Iterator[EncodedDraft]) -> Iterator[list[EncodedDraft]]:
@@ -110,10 +117,13 @@ def chunk_drafts(encoded: Iterator[EncodedDraft]) -> Iterator[list[EncodedDraft]
 
 
 def item_roles(
-    pending: Sequence[EncodedDraft], guard: ConnectionGuard | None, *, head: bool
+    pending: Sequence[EncodedDraft], guard: ConnectionGuard | None, allocation: Allocation
 ) -> list[tuple[Role, int]]:
-    """What each item of a commit is, in the commit's order: (role, index of its draft or -1)."""
-    roles: list[tuple[Role, int]] = [("head", -1)] if head else []
+    """What each item of a commit is, in the commit's order: (role, its take's index for a head or a row,
+    its draft's index for a claim or a snapshot, else -1)."""
+    roles: list[tuple[Role, int]] = [
+        ("head", index) for index, take in enumerate(allocation.takes) if take.planned
+    ]
     if guard is not None:
         roles.append(("guard", -1))
     for index, (draft, _, _) in enumerate(pending):
@@ -121,7 +131,7 @@ def item_roles(
             roles.append(("claim", index))
         if draft.snapshot is not None:
             roles.append(("snapshot", index))
-        roles.extend([("row", index), ("row", index)])
+        roles.extend([("row", 0), ("row", 1)])  # the tenant's row, then the connection's
     return roles
 
 
@@ -131,32 +141,41 @@ class Cancellation:
 
     duplicates: dict[int, Item] = field(default_factory=dict)
     """Draft index -> the earlier delivery's claim (`ReturnValuesOnConditionCheckFailure`)."""
-    current_head: Item | None = None
-    """The head, when a commit that moved it found it moved by someone else."""
+    current_heads: dict[str, Item] = field(default_factory=dict)
+    """Log key -> the head now, for each head the commit meant to move that someone else had moved."""
+    overtaken: bool = False
+    """The connection's log already holds an event from after our tenant positions: they are useless."""
     guard_failed: bool = False
     fenced: bool = False
+    """A reader fenced a position we hold."""
     conflict: bool = False
     unexpected: bool = False
 
 
 def classify_cancellation(
-    reasons: Sequence[Mapping[str, Any]], roles: Sequence[tuple[Role, int]]
+    reasons: Sequence[Mapping[str, Any]], roles: Sequence[tuple[Role, int]], allocation: Allocation
 ) -> Cancellation:
     outcome = Cancellation()
     for index, reason in enumerate(reasons):
         code = reason.get("Code", "None")
         if code in ("None", None):
             continue
-        role, draft_index = roles[index] if index < len(roles) else ("tombstone", -1)
+        role, detail = roles[index] if index < len(roles) else ("tombstone", -1)
         if code == "ConditionalCheckFailed":
             if role == "head":
-                outcome.current_head = dict(reason.get("Item", {}))
+                take = allocation.takes[detail]
+                head = dict(reason.get("Item", {}))
+                outcome.current_heads[take.log_key] = head
+                if take is allocation.connection and num(head, "tseq") >= allocation.tenant.first:
+                    outcome.overtaken = True
             elif role == "guard":
                 outcome.guard_failed = True
             elif role == "claim":
-                outcome.duplicates[draft_index] = dict(reason.get("Item", {}))
+                outcome.duplicates[detail] = dict(reason.get("Item", {}))
             elif role == "row":
-                outcome.fenced = True
+                # A planned position already written means only that the head moved (it says so too);
+                # a held one, that a reader fenced it.
+                outcome.fenced = outcome.fenced or not allocation.takes[detail].planned
             else:
                 outcome.unexpected = True
         elif code in _RETRYABLE_CANCELLATIONS:
