@@ -216,3 +216,28 @@ def test_ids_stand_in_keys_as_they_are_or_by_their_hash() -> None:
     assert key_part("a\ud83d") != key_part("a\ud83e")
     assert dedupe_key("conn_1", "m" * 3_000) == "W#conn_1#" + key_part("m" * 3_000)
     assert snapshot_partition("conn_1", "customers") == "SNAP#conn_1#customers"
+
+
+# --- documents -------------------------------------------------------------------------------------------
+
+
+def test_a_typical_webhook_is_stored_compressed_under_a_kilobyte_and_reads_back() -> None:
+    from pullbridge.storage.attributes import decode_document
+
+    document = {
+        "connection_id": "conn_01jbm7k3v4q9t2x8y6z5a0b1c2",
+        "provider": "stripe",
+        "type": "invoice.paid",
+        "received_at": "2026-11-30T21:00:00.000Z",
+        "data": {
+            "id": "in_1",
+            "object": "invoice",
+            "lines": [{"id": f"il_{n}", "amount": 1000 + n} for n in range(12)],
+        },
+    }
+    name, value = encode_document(document)
+    assert name == "docz"
+    assert len(value["B"]) < 1_000 / 2  # the JSON is over 1 KB
+    assert decode_document({name: value}) == document
+    small = {"type": "x", "data": {}}
+    assert encode_document(small) == ("doc", {"S": '{"type":"x","data":{}}'})

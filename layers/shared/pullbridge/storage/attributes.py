@@ -17,7 +17,9 @@ else:
 Item = dict[str, Any]
 
 MAX_ITEM_BYTES = 390_000  # DynamoDB caps an item at 400 KB
-COMPRESS_ABOVE_BYTES = 32_000
+COMPRESS_ABOVE_BYTES = 400
+"""DynamoDB bills a write by the item's size, rounded up to the KB, once per log row: a document past
+this is stored compressed when that makes it smaller (JSON usually halves)."""
 
 
 def s(value: str) -> AttributeValueTypeDef:
@@ -72,11 +74,14 @@ def json_text(document: Mapping[str, Any]) -> tuple[str, bytes]:
 
 
 def encode_document(document: Mapping[str, Any]) -> tuple[str, AttributeValueTypeDef]:
-    """An event's document as the attribute that holds it: `doc` (JSON), or `docz` (zlib) when large."""
+    """An event's document as the attribute that holds it: `doc` (JSON), or `docz` (zlib) when that is
+    smaller and the document is not tiny."""
     encoded_text, encoded = json_text(document)
     if len(encoded) <= COMPRESS_ABOVE_BYTES:
         return "doc", s(encoded_text)
     packed = zlib.compress(encoded, 6)
+    if len(packed) >= len(encoded) and len(encoded) <= MAX_ITEM_BYTES - 10_000:
+        return "doc", s(encoded_text)  # incompressible: as it is
     if len(packed) > MAX_ITEM_BYTES - 10_000:
         raise PayloadTooLarge("the event does not fit in the log even compressed", key="event_too_large")
     return "docz", {"B": packed}

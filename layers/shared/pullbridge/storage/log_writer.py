@@ -66,7 +66,6 @@ MAX_KNOWN_HEADS = 100_000
 """Heads (tenants' and connections') one instance remembers, about 100 bytes each; past it, the least
 recently learned is forgotten, and read again when needed."""
 MAX_ADD_ATTEMPTS = 4  # an ADD that meets another instance's commit on the head waits 5, 10, 20 ms
-MAX_ATTRIBUTE_TEXT_BYTES = 1_024  # the plain copies of an event's fields on its log rows
 MAX_READABLE_ID_BYTES = 4_096  # the original of a hashed delivery id, kept beside its claim
 MAX_BACKOFF_SECONDS = 0.2
 
@@ -398,7 +397,7 @@ class LogWriter(StoreCore):
                 items.append(self._claim_put(draft.connection_id, draft.delivery_id, event_id, expires_at))
             if draft.snapshot is not None:
                 items.append(snapshot_write(self._control_table, draft.snapshot))
-            row = self._row_attributes(draft, event_id, doc_name, doc_value, expires_at)
+            row = self._row_attributes(event_id, doc_name, doc_value, expires_at)
             for take, position, other in ((tenant, seq, cseq), (connection, cseq, seq)):
                 items.append(
                     {
@@ -485,23 +484,10 @@ class LogWriter(StoreCore):
         }
 
     @staticmethod
-    def _row_attributes(
-        draft: EventDraft, event_id: str, doc_name: str, doc_value: Any, expires_at: int
-    ) -> Item:
-        document = draft.document
-        row: Item = {
-            "kind": s("event"),
-            "id": s(event_id),
-            "connection_id": s(draft.connection_id),
-            "provider": s(str(document.get("provider"))),
-            "type": s(readable_text(str(document.get("type")), MAX_ATTRIBUTE_TEXT_BYTES)),
-            "source": s(str(document.get("source"))),
-            "expires_at": n(expires_at),
-            doc_name: doc_value,
-        }
-        if document.get("collection"):
-            row["collection"] = s(readable_text(str(document["collection"]), MAX_ATTRIBUTE_TEXT_BYTES))
-        return row
+    def _row_attributes(event_id: str, doc_name: str, doc_value: Any, expires_at: int) -> Item:
+        """What a log row holds besides its keys: the event (its filters are read from the document, so
+        the row carries no copies of them: DynamoDB bills every byte of it, twice per event)."""
+        return {"kind": s("event"), "id": s(event_id), "expires_at": n(expires_at), doc_name: doc_value}
 
     def _tombstones(self, take: Take, offsets: range) -> list[Item]:
         expires_at = int(take.at_ms / 1000) + self._retention_seconds
