@@ -283,3 +283,27 @@ def test_a_blob_larger_than_an_item_round_trips_and_expires(
     )["Items"]
     assert len(items) == 3
     assert all(int(item["expires_at"]["N"]) > time.time() + 86_400 for item in items)
+
+
+# --- snapshots --------------------------------------------------------------------------------------------
+
+
+def test_snapshots_round_trip_with_any_record_id(engine_store: Store) -> None:
+    from pullbridge.storage import HASHED_KEY_PREFIX, SnapshotChange
+
+    ids = [
+        "cus_1",
+        "r" * 2_000,
+        "x\ud83d",
+        HASHED_KEY_PREFIX + "looks-hashed",
+        *(f"cus_{n:03d}" for n in range(30)),
+    ]
+    engine_store.write_snapshots(
+        [SnapshotChange("conn_1", "customers", record_id, "h1") for record_id in ids]
+    )
+    assert engine_store.load_snapshot("conn_1", "customers") == dict.fromkeys(ids, "h1")
+    assert engine_store.load_snapshot("conn_1", "invoices") == {}
+    engine_store.write_snapshots(
+        [SnapshotChange("conn_1", "customers", record_id, None) for record_id in ids[1:]]
+    )
+    assert engine_store.load_snapshot("conn_1", "customers") == {"cus_1": "h1"}
