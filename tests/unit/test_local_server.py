@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from pullbridge_local.server import HttpRequest, HttpResponse, LocalStack, Router, _HttpServer, http_response
+from pullbridge_local.http_server import HttpRequest, HttpResponse, HttpServer, http_response
+from pullbridge_local.server import LocalStack, Router
 from pullbridge_local.template import HttpRoute, functions, load_template
 
 ROUTES = [
@@ -117,7 +118,7 @@ def stack() -> LocalStack:
 
 @pytest.fixture
 def address(stack: LocalStack) -> Iterator[tuple[str, int]]:
-    server = _HttpServer(("127.0.0.1", 0), stack)
+    server = HttpServer(("127.0.0.1", 0), stack)
     # A short poll interval: `shutdown` waits for one.
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
@@ -151,7 +152,7 @@ def _exchange_error(address: tuple[str, int], request: bytes) -> tuple[int, str,
 
 def test_the_listen_queue_takes_a_burst_of_connections() -> None:
     # socketserver's default is 5: a burst of a few dozen connections gets resets.
-    assert _HttpServer.request_queue_size >= 128
+    assert HttpServer.request_queue_size >= 128
 
 
 @pytest.mark.parametrize(
@@ -268,7 +269,7 @@ def test_a_chunked_body_with_extensions_and_trailers_is_read_whole(
 def _function_environments(stack: LocalStack) -> list[dict[str, str]]:
     """The environment the stack gives each of the template's functions, without starting any."""
     # The local environment names the stack's URL, so its port must be bound, as `start` does first.
-    stack._http_server = _HttpServer(("127.0.0.1", 0), stack)
+    stack._http_server = HttpServer(("127.0.0.1", 0), stack)
     try:
         return [stack._local_spec(spec).environment for spec in functions(load_template()).values()]
     finally:
