@@ -5,8 +5,8 @@ so that it can roll back. A transaction therefore costs O(items x table size): o
 events every webhook took seconds, and a backfill slowed down quadratically. DynamoDB has no such cost.
 
 This keeps moto's own transaction code and its semantics (conditions, cancellation reasons, rollback)
-and makes only the backup cheap: a new table object whose item index is copied (references, not
-items), with a deep copy of just the items the transaction names. That suffices because moto's `Put`
+and makes only the backup cheap: a new table object that shares every partition the transaction does not
+name, with copies of the partitions and the items it names. That suffices because moto's `Put`
 and `Delete` replace or remove index entries, and only `Update` changes an item object in place.
 """
 
@@ -57,17 +57,23 @@ def _named_keys(table: Table, transact_items: list[dict[str, Any]]) -> list[tupl
 
 
 def _backup(table: Table, transact_items: list[dict[str, Any]]) -> Table:
-    backup = copy.copy(table)
-    items: defaultdict[Any, Any] = defaultdict(dict)
-    for hash_value, entry in table.items.items():
-        items[hash_value] = dict(entry) if isinstance(entry, dict) else entry
+    """A table object to roll back to: the partition index copied (references, not partitions), and
+    copies of just the partitions and items the transaction names, which are all it can change. Made
+    without `copy.copy`, which would register the object in moto's instance list and keep every backup
+    alive: the cost stays per transaction, not per table size or per transaction ever run."""
+    backup = object.__new__(type(table))
+    backup.__dict__.update(table.__dict__)
+    items: defaultdict[Any, Any] = defaultdict(dict, table.items)
     for hash_value, range_value in _named_keys(table, transact_items):
         named = items.get(hash_value)
         if range_value is None:
             if named is not None and not isinstance(named, dict):
                 items[hash_value] = copy.deepcopy(named)
-        elif isinstance(named, dict) and range_value in named:
-            named[range_value] = copy.deepcopy(named[range_value])
+        elif isinstance(named, dict):
+            if named is table.items.get(hash_value):  # still shared with the live table: copy it first
+                named = items[hash_value] = dict(named)
+            if range_value in named:
+                named[range_value] = copy.deepcopy(named[range_value])
     backup.items = items
     return backup
 

@@ -165,3 +165,20 @@ def test_a_transaction_copies_the_items_it_names_not_the_tables(
     assert "Table" not in copied
     # The named items that exist, and moto's own copy of the one it updates, per transaction; not 500
     assert copied.count("Item") <= 8
+
+
+def test_transactions_leave_no_table_copies_behind(client: DynamoDBClient) -> None:
+    """moto keeps every model object it makes in a list until a reset: a backup made with `copy.copy`
+    stayed alive per transaction, gigabytes at thousands of webhooks."""
+    from moto.dynamodb.models.table import Table
+
+    create_tables(client, load_template())
+    _fill(client, 50)
+
+    def tables_tracked() -> int:
+        return len(Table.instances_tracked)  # type: ignore[attr-defined]
+
+    before = tables_tracked()
+    for _ in range(20):
+        client.transact_write_items(TransactItems=_touching_three_items(condition_holds=True))
+    assert tables_tracked() == before
