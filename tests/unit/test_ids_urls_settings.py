@@ -97,3 +97,16 @@ def test_missing_or_invalid_settings_fail_at_cold_start(environ: dict[str, str])
 def test_the_cursor_secret_is_never_in_the_settings_repr() -> None:
     settings = Settings(events_table="ev1", control_table="ct1", cursor_secret="k" * 40)
     assert "k" * 40 not in repr(settings)
+
+
+def test_random_tokens_are_the_length_asked_and_use_every_character_alike() -> None:
+    from collections import Counter
+
+    from pullbridge.ids import random_token
+
+    tokens = [random_token(24) for _ in range(3_000)]
+    assert {len(token) for token in tokens} == {24}
+    counts = Counter("".join(tokens))
+    assert set(counts) == set("abcdefghijklmnopqrstuvwxyz0123456789")
+    assert max(counts.values()) < 1.25 * min(counts.values())  # 2,000 each expected: no biased byte
+    assert len(set(tokens)) == len(tokens)
