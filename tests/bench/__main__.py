@@ -1,5 +1,5 @@
 """`python -m tests.bench [name ...]`: every benchmark, or the named ones (ingest, list, imports, scan,
-rss, freshness, exactly_once). Figures on stdout as `name: value`, progress on stderr."""
+rss, freshness, idle_poll, exactly_once, cost, scale). Figures on stdout as `name: value`, progress on stderr."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from collections.abc import Callable
 
 from tests.bench import (
     bench_common,
+    bench_cost,
     bench_exactly_once,
     bench_freshness,
+    bench_idle_poll,
     bench_imports,
     bench_ingest,
     bench_list,
+    bench_scale,
     bench_scan,
 )
 from tests.bench.bench_common import Rig, log
@@ -26,7 +29,10 @@ BENCHMARKS: dict[str, Callable[[Rig], None]] = {
     "scan": bench_scan.run,
     "rss": bench_scan.run_rss,
     "freshness": bench_freshness.run,
+    "idle_poll": bench_idle_poll.run,
     "exactly_once": bench_exactly_once.run,
+    "cost": bench_cost.run,
+    "scale": bench_scale.run,
 }
 
 

@@ -186,3 +186,149 @@ def timed(action: Callable[[], object]) -> float:
     started = time.perf_counter()
     action()
     return time.perf_counter() - started
+
+
+# --- DynamoDB read units, priced from the requests one client sends --------------------------------
+
+READ_OPERATIONS = frozenset({"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"})
+READ_UNIT_BYTES = 4096
+
+
+def dynamodb_item_size(item: dict[str, Any]) -> int:
+    """An item's size as DynamoDB bills it: the UTF-8 length of each attribute name plus its value's size."""
+    return sum(len(name.encode()) + _attribute_value_size(value) for name, value in item.items())
+
+
+def _attribute_value_size(value: dict[str, Any]) -> int:
+    ((kind, data),) = value.items()
+    if kind == "S":
+        return len(str(data).encode())
+    if kind == "N":
+        return _number_size(str(data))
+    if kind == "B":
+        return len(data)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(str(member).encode()) for member in data)
+    if kind == "NS":
+        return sum(_number_size(str(member)) for member in data)
+    if kind == "BS":
+        return sum(len(member) for member in data)
+    if kind == "L":
+        return 3 + sum(1 + _attribute_value_size(member) for member in data)
+    if kind == "M":
+        return 3 + sum(
+            1 + len(name.encode()) + _attribute_value_size(member) for name, member in data.items()
+        )
+    raise ValueError(f"unknown attribute type {kind}")
+
+
+def _number_size(number: str) -> int:
+    """1 byte per two significant digits, plus 1 (plus 1 more when negative)."""
+    mantissa = number.lower().split("e")[0]
+    digits = mantissa.lstrip("+-").replace(".", "").strip("0") or "0"
+    return (len(digits) + 1) // 2 + 1 + (1 if mantissa.startswith("-") else 0)
+
+
+@dataclass
+class ReadUnitMeter:
+    """The read units DynamoDB would bill for one client's reads, by its rules: a GetItem costs one unit
+    per 4 KB of the whole item (rounded up, at least one, projection or not, and 4 KB also for an item
+    that is not there); a Query or Scan one unit per 4 KB of all the items it read together; each is
+    halved when eventually consistent. moto's own `ConsumedCapacity` is a constant (0.5 a GetItem, 1 a
+    Query, whatever the size or consistency), so it is not used.
+
+    The parameters come from `before-parameter-build` and the items from the parsed responses in
+    `after-call`. A projected GetItem's item is read again whole, on a client of its own, to size it.
+    Reads whose billed size the response cannot tell (a filtered or projected Query or Scan, batch and
+    transactional reads) are counted in `unpriced` rather than guessed."""
+
+    client: Any
+    calls: Counter[str] = field(default_factory=Counter)
+    units: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    largest_item_bytes: Counter[str] = field(default_factory=Counter)
+    unpriced: Counter[str] = field(default_factory=Counter)
+    _whole_items: Any = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _before_parameter_build(self, params: dict[str, Any], model: Any, context: Any, **_: Any) -> None:
+        if model.name in READ_OPERATIONS:
+            context["read_unit_params"] = dict(params)
+
+    def _after_call(
+        self, http_response: Any, parsed: dict[str, Any], model: Any, context: Any, **_: Any
+    ) -> None:
+        params = context.pop("read_unit_params", None)
+        if params is None or http_response.status_code >= 300:
+            return  # not a read, or refused (a refused read is not billed)
+        consistent = bool(params.get("ConsistentRead"))
+        kind = f"{model.name} ({'strong' if consistent else 'eventual'})"
+        if model.name == "GetItem":
+            item = parsed.get("Item")
+            if item is not None and ({"ProjectionExpression", "AttributesToGet"} & params.keys()):
+                item = self._whole_item(params)
+            size = dynamodb_item_size(item) if item else 0
+            largest = size
+        elif model.name in ("Query", "Scan") and not (
+            {
+                "FilterExpression",
+                "QueryFilter",
+                "ScanFilter",
+                "ProjectionExpression",
+                "AttributesToGet",
+                "Select",
+            }
+            & params.keys()
+        ):
+            sizes = [dynamodb_item_size(item) for item in parsed.get("Items", [])]
+            size, largest = sum(sizes), max(sizes, default=0)
+        else:
+            with self._lock:
+                self.unpriced[model.name] += 1
+            return
+        units = max(1, -(-size // READ_UNIT_BYTES)) * (1.0 if consistent else 0.5)
+        with self._lock:
+            self.calls[kind] += 1
+            self.units[kind] += units
+            self.largest_item_bytes[kind] = max(self.largest_item_bytes[kind], largest)
+
+    def _whole_item(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        if self._whole_items is None:
+            self._whole_items = dynamodb_client(self.client.meta.endpoint_url)
+        response = self._whole_items.get_item(
+            TableName=params["TableName"], Key=params["Key"], ConsistentRead=True
+        )
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    def start(self) -> ReadUnitMeter:
+        events = self.client.meta.events
+        events.register("before-parameter-build.dynamodb.*", self._before_parameter_build)
+        events.register("after-call.dynamodb.*", self._after_call)
+        return self
+
+    def stop(self) -> None:
+        events = self.client.meta.events
+        events.unregister("before-parameter-build.dynamodb.*", self._before_parameter_build)
+        events.unregister("after-call.dynamodb.*", self._after_call)
+
+    @property
+    def total_units(self) -> float:
+        return sum(self.units.values())
+
+    def breakdown(self) -> str:
+        return ", ".join(
+            f"{kind}: {self.calls[kind]} calls, {self.units[kind]:g} units, "
+            f"largest item {self.largest_item_bytes[kind]} B"
+            for kind in sorted(self.calls)
+        )
+
+
+@contextmanager
+def metered_read_units(client: Any) -> Iterator[ReadUnitMeter]:
+    meter = ReadUnitMeter(client).start()
+    try:
+        yield meter
+    finally:
+        meter.stop()
