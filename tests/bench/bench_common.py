@@ -3,13 +3,14 @@ as Lambda loads them, a botocore meter on a client, and the `name: value` output
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -194,41 +195,42 @@ READ_OPERATIONS = frozenset({"GetItem", "Query", "Scan", "BatchGetItem", "Transa
 READ_UNIT_BYTES = 4096
 
 
-def dynamodb_item_size(item: dict[str, Any]) -> int:
-    """An item's size as DynamoDB bills it: the UTF-8 length of each attribute name plus its value's size."""
-    return sum(len(name.encode()) + _attribute_value_size(value) for name, value in item.items())
+def number_size(text: str) -> int:
+    """A DynamoDB number's size: one byte per two significant digits, rounded up, plus one. Leading and
+    trailing zeros are not significant. (DynamoDB's own encoding pairs digits around the decimal point,
+    so this can be a byte off; the docs call it approximate too.)"""
+    mantissa = text.strip().lstrip("+-").lower().split("e", 1)[0]
+    digits = mantissa.replace(".", "").strip("0")
+    return math.ceil(len(digits) / 2) + 1
 
 
-def _attribute_value_size(value: dict[str, Any]) -> int:
-    ((kind, data),) = value.items()
+def value_size(value: Mapping[str, Any]) -> int:
+    """The size of one attribute value, `{"S": ...}` and so on, as botocore takes it (B as bytes)."""
+    ((kind, content),) = value.items()
     if kind == "S":
-        return len(str(data).encode())
+        return len(content.encode())
     if kind == "N":
-        return _number_size(str(data))
+        return number_size(content)
     if kind == "B":
-        return len(data)
+        return len(content if isinstance(content, bytes | bytearray) else content.encode())
     if kind in ("BOOL", "NULL"):
         return 1
     if kind == "SS":
-        return sum(len(str(member).encode()) for member in data)
+        return sum(len(element.encode()) for element in content)
     if kind == "NS":
-        return sum(_number_size(str(member)) for member in data)
+        return sum(number_size(element) for element in content)
     if kind == "BS":
-        return sum(len(member) for member in data)
+        return sum(len(element) for element in content)
     if kind == "L":
-        return 3 + sum(1 + _attribute_value_size(member) for member in data)
+        return 3 + sum(1 + value_size(element) for element in content)
     if kind == "M":
-        return 3 + sum(
-            1 + len(name.encode()) + _attribute_value_size(member) for name, member in data.items()
-        )
-    raise ValueError(f"unknown attribute type {kind}")
+        return 3 + sum(1 + len(name.encode()) + value_size(element) for name, element in content.items())
+    raise ValueError(f"not a DynamoDB attribute value: {kind}")
 
 
-def _number_size(number: str) -> int:
-    """1 byte per two significant digits, plus 1 (plus 1 more when negative)."""
-    mantissa = number.lower().split("e")[0]
-    digits = mantissa.lstrip("+-").replace(".", "").strip("0") or "0"
-    return (len(digits) + 1) // 2 + 1 + (1 if mantissa.startswith("-") else 0)
+def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
+    """An item's size: each attribute's name (UTF-8) plus its value, the key attributes included."""
+    return sum(len(name.encode()) + value_size(value) for name, value in item.items())
 
 
 @dataclass
@@ -268,7 +270,7 @@ class ReadUnitMeter:
             item = parsed.get("Item")
             if item is not None and ({"ProjectionExpression", "AttributesToGet"} & params.keys()):
                 item = self._whole_item(params)
-            size = dynamodb_item_size(item) if item else 0
+            size = item_size(item) if item else 0
             largest = size
         elif model.name in ("Query", "Scan") and not (
             {
@@ -281,7 +283,7 @@ class ReadUnitMeter:
             }
             & params.keys()
         ):
-            sizes = [dynamodb_item_size(item) for item in parsed.get("Items", [])]
+            sizes = [item_size(item) for item in parsed.get("Items", [])]
             size, largest = sum(sizes), max(sizes, default=0)
         else:
             with self._lock:

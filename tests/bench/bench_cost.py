@@ -39,7 +39,7 @@ from typing import Any
 from pullbridge.connections import create_connection
 from pullbridge.models import ConnectionCreate
 from pullbridge.storage import dynamodb_client
-from tests.bench.bench_common import Rig, figure, log, median
+from tests.bench.bench_common import Rig, figure, item_size, log, median
 from tests.support import TEST_SECRET, lambda_context, standard_webhook_event
 
 KB = 1024
@@ -57,44 +57,6 @@ _CONTEXT_KEY = "bench_cost_planned_writes"
 
 
 # --- sizes ------------------------------------------------------------------------------------------
-
-
-def number_size(text: str) -> int:
-    """A DynamoDB number's size: one byte per two significant digits, rounded up, plus one. Leading and
-    trailing zeros are not significant. (DynamoDB's own encoding pairs digits around the decimal point,
-    so this can be a byte off; the docs call it approximate too.)"""
-    mantissa = text.strip().lstrip("+-").lower().split("e", 1)[0]
-    digits = mantissa.replace(".", "").strip("0")
-    return math.ceil(len(digits) / 2) + 1
-
-
-def value_size(value: Mapping[str, Any]) -> int:
-    """The size of one attribute value, `{"S": ...}` and so on, as botocore takes it (B as bytes)."""
-    ((kind, content),) = value.items()
-    if kind == "S":
-        return len(content.encode())
-    if kind == "N":
-        return number_size(content)
-    if kind == "B":
-        return len(content if isinstance(content, bytes | bytearray) else content.encode())
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "SS":
-        return sum(len(element.encode()) for element in content)
-    if kind == "NS":
-        return sum(number_size(element) for element in content)
-    if kind == "BS":
-        return sum(len(element) for element in content)
-    if kind == "L":
-        return 3 + sum(1 + value_size(element) for element in content)
-    if kind == "M":
-        return 3 + sum(1 + len(name.encode()) + value_size(element) for name, element in content.items())
-    raise ValueError(f"not a DynamoDB attribute value: {kind}")
-
-
-def item_size(item: Mapping[str, Mapping[str, Any]]) -> int:
-    """An item's size: each attribute's name (UTF-8) plus its value, the key attributes included."""
-    return sum(len(name.encode()) + value_size(value) for name, value in item.items())
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,8 @@ import pytest
 
 from pullbridge.storage import dynamodb_client
 from pullbridge_local.dynamodb import EmbeddedDynamoDB
-from tests.bench.bench_cost import (
-    ItemWrite,
-    WriteUnitMeter,
-    from_wire,
-    item_size,
-    number_size,
-    value_size,
-    webhook_body,
-    write_units,
-)
+from tests.bench.bench_common import item_size, number_size, value_size
+from tests.bench.bench_cost import ItemWrite, WriteUnitMeter, from_wire, webhook_body, write_units
 
 
 @pytest.mark.parametrize(
