@@ -49,6 +49,19 @@ def lambda_context(function_name: str = "pullbridge-test") -> LambdaContext:
     return LambdaContext(function_name=function_name, memory_limit_in_mb=1024, timeout_seconds=29)
 
 
+def standard_webhook_headers(
+    secret: str, message_id: str, body: bytes, *, timestamp: int | None = None
+) -> dict[str, str]:
+    """The headers of a Standard Webhooks delivery of `body`, signed now (or at `timestamp`), for real HTTP."""
+    stamp = int(time.time()) if timestamp is None else timestamp
+    return {
+        "content-type": "application/json",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": sign(secret, message_id, stamp, body),
+    }
+
+
 def standard_webhook_event(
     connection_id: str,
     body: bytes | str,

@@ -10,10 +10,10 @@ import time
 
 import httpx
 
-from pullbridge.providers.standard import sign
 from pullbridge_local.quickstart import StandardConnection, create_standard_connection
 from pullbridge_local.server import LocalStack
 from tests.bench.bench_common import Rig, figure, log, median, percentile
+from tests.support import standard_webhook_headers
 
 WEBHOOKS = 120
 WAIT_SECONDS = 20
@@ -77,17 +77,8 @@ def _send(client: httpx.Client, connection: StandardConnection, n: int) -> str:
     body = json.dumps(
         {"type": "invoice.paid", "timestamp": "2026-11-24T00:00:00Z", "data": {"id": f"inv_{n}"}}
     ).encode()
-    message_id, timestamp = f"msg_bench_{n}_{time.time_ns()}", int(time.time())
-    response = client.post(
-        f"/webhooks/{connection.id}",
-        content=body,
-        headers={
-            "content-type": "application/json",
-            "webhook-id": message_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(connection.webhook_secret, message_id, timestamp, body),
-        },
-    )
+    headers = standard_webhook_headers(connection.webhook_secret, f"msg_bench_{n}_{time.time_ns()}", body)
+    response = client.post(f"/webhooks/{connection.id}", content=body, headers=headers)
     assert response.status_code == 200, response.text
     (event_id,) = response.json()["event_ids"]
     return str(event_id)

@@ -20,6 +20,7 @@ from pullbridge.providers.standard import sign
 from pullbridge_local.lambda_runtime import FunctionError
 from pullbridge_local.quickstart import StandardConnection, shell_commands
 from pullbridge_local.server import LocalStack
+from tests.support import standard_webhook_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -27,19 +28,8 @@ pytestmark = pytest.mark.e2e
 def _send_webhook(
     client: httpx.Client, connection: StandardConnection, body: bytes, *, secret: str | None = None
 ) -> httpx.Response:
-    message_id = f"msg_{time.time_ns()}"
-    timestamp = int(time.time())
-    signature = sign(secret or connection.webhook_secret, message_id, timestamp, body)
-    return client.post(
-        f"/webhooks/{connection.id}",
-        content=body,
-        headers={
-            "content-type": "application/json",
-            "webhook-id": message_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature,
-        },
-    )
+    headers = standard_webhook_headers(secret or connection.webhook_secret, f"msg_{time.time_ns()}", body)
+    return client.post(f"/webhooks/{connection.id}", content=body, headers=headers)
 
 
 def _events_of(client: httpx.Client, auth: dict[str, str], connection: StandardConnection) -> list[Any]:

@@ -23,10 +23,10 @@ from typing import Any
 import httpx
 import pytest
 
-from pullbridge.providers.standard import sign
 from pullbridge_local.keys import create_key
 from pullbridge_local.quickstart import new_webhook_secret
 from pullbridge_local.server import LocalStack
+from tests.support import standard_webhook_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -179,17 +179,9 @@ def exercise_many_connections(
     started = time.perf_counter()
 
     def deliver(connection: Connection, number: int, message_id: str) -> httpx.Response:
-        body, timestamp = _body(connection.index, number), int(time.time())
-        return webhooks.post(
-            f"/webhooks/{connection.id}",
-            content=body,
-            headers={
-                "content-type": "application/json",
-                "webhook-id": message_id,
-                "webhook-timestamp": str(timestamp),
-                "webhook-signature": sign(connection.secret, message_id, timestamp, body),
-            },
-        )
+        body = _body(connection.index, number)
+        headers = standard_webhook_headers(connection.secret, message_id, body)
+        return webhooks.post(f"/webhooks/{connection.id}", content=body, headers=headers)
 
     def send_all(connection: Connection) -> None:
         """This connection's webhooks, one after another, so their order is the order sent."""

@@ -12,16 +12,15 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from pullbridge.providers.standard import sign
 from pullbridge_local.quickstart import create_standard_connection
 from pullbridge_local.server import LocalStack
+from tests.support import standard_webhook_headers
 
 CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance"
 MAX_EXAMPLES = os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "20")
@@ -66,17 +65,8 @@ def _seed(stack: LocalStack) -> None:
         client.post(f"/external-event-subscriptions/{subscription.json()['id']}/pull").raise_for_status()
         standard = create_standard_connection(stack.url, stack.api_key, name="fuzz")
         body = json.dumps({"type": "invoice.paid", "data": {"id": "inv_1"}}).encode()
-        stamp = int(time.time())
-        client.post(
-            f"/webhooks/{standard.id}",
-            content=body,
-            headers={
-                "content-type": "application/json",
-                "webhook-id": "msg_seed",
-                "webhook-timestamp": str(stamp),
-                "webhook-signature": sign(standard.webhook_secret, "msg_seed", stamp, body),
-            },
-        ).raise_for_status()
+        headers = standard_webhook_headers(standard.webhook_secret, "msg_seed", body)
+        client.post(f"/webhooks/{standard.id}", content=body, headers=headers).raise_for_status()
 
 
 def test_the_api_conforms_to_its_own_openapi_document(fuzzed_stack: LocalStack, tmp_path: Path) -> None:

@@ -55,11 +55,6 @@ class WebhookAccepted(BaseModel):
     duplicates: int
 
 
-class RateLimit(_Strict):
-    allowed_requests: int = Field(ge=1)
-    interval_seconds: float = Field(gt=0)
-
-
 MAX_SETTINGS_BYTES = 16_384
 """`settings` as compact JSON: room for any provider's options, far below DynamoDB's 400 KB item."""
 
