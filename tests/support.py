@@ -9,16 +9,13 @@ import json
 import sys
 import time
 from functools import cache
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from pullbridge.providers.standard import sign
 from pullbridge_local.lambda_runtime import LambdaContext
+from tests.paths import EVENTS_DIR, REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-EVENTS_DIR = REPO_ROOT / "events"
-FIXTURES_DIR = REPO_ROOT.parent / "shared" / "fixtures"
 TEST_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 

@@ -11,7 +11,7 @@ import sys
 import tempfile
 
 from tests.bench.bench_common import CURSOR_SECRET, Rig, figure, log, median
-from tests.support import REPO_ROOT
+from tests.paths import REPO_ROOT
 
 RUNS = 9
 FUNCTIONS = ("ingest", "api", "puller")

@@ -25,7 +25,7 @@ from pullbridge.storage import SnapshotChange, Store
 from tests.bench.bench_common import TENANT, Rig, figure, log, median, metered
 from tests.bench.bench_scan_rss import GeneratedCustomers
 from tests.fakes.provider_server import FakeProviderServer
-from tests.support import REPO_ROOT
+from tests.paths import REPO_ROOT
 
 SCAN_RECORDS = 10_000
 RSS_RECORDS = 100_000

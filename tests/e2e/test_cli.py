@@ -22,7 +22,7 @@ from pullbridge_local.cli import cli
 from pullbridge_local.quickstart import new_webhook_secret
 from pullbridge_local.server import LocalStack
 from tests.fakes.provider_server import FakeProviderServer
-from tests.support import REPO_ROOT
+from tests.paths import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 

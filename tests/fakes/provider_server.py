@@ -35,13 +35,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from pullbridge.providers.base import PullSource
-
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+from tests.paths import FIXTURES_DIR as FIXTURES
 
 BASE_TIME = 1_700_000_000
 """Seeded record n was created at BASE_TIME + 60 n."""

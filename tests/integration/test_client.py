@@ -25,7 +25,7 @@ from pullbridge.client import (
     ServerError,
     Unauthorized,
 )
-from tests.support import REPO_ROOT
+from tests.paths import REPO_ROOT
 
 BASE_URL = "https://pullbridge.test"
 API_KEY = "pb_test_key"

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from pullbridge.settings import Settings
 from tests.integration.conftest import scan_events_table
-from tests.support import FIXTURES_DIR, api_event, json_body, lambda_context, sample_event
+from tests.paths import FIXTURES_DIR
+from tests.support import api_event, json_body, lambda_context, sample_event
 
 DOMAIN = "abc123.execute-api.us-east-1.amazonaws.com"
 PLAIN_SECRET = "a-provider-webhook-secret-0123456789"

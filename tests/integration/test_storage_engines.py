@@ -36,7 +36,8 @@ from pullbridge.storage.planning import head_after
 from pullbridge_local.dynamodb import EmbeddedDynamoDB
 from pullbridge_local.template import create_tables
 from tests.conftest import CURSOR_SECRET
-from tests.support import REPO_ROOT, TEST_SECRET
+from tests.paths import REPO_ROOT
+from tests.support import TEST_SECRET
 
 DYNALITE = REPO_ROOT / "node_modules" / ".bin" / "dynalite"
 TENANT = "t_alpha"

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from tests.support import REPO_ROOT
+from tests.paths import REPO_ROOT
 
 PROBE = """
 import importlib.util, json, sys

@@ -9,10 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pullbridge.providers.base import WebhookRequest
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
-"""Payloads and signature vectors published by the providers (see its SOURCES.md)."""
+from tests.paths import FIXTURES_DIR as FIXTURES
 
 WEBHOOK_URL = "https://api.example.com/webhooks/conn_123"
 
