@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pullbridge.auth import issue_api_key
-from pullbridge.settings import Settings
+from pullbridge.settings import ApiSettings
 from pullbridge.storage import Store, dynamodb_client
 from pullbridge_local.dynamodb import EmbeddedDynamoDB
 from pullbridge_local.template import create_tables, load_template
@@ -24,7 +24,6 @@ os.environ.update(
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
-        "POWERTOOLS_TRACE_DISABLED": "1",
         "POWERTOOLS_METRICS_NAMESPACE": "PullbridgeTests",
         "POWERTOOLS_SERVICE_NAME": "pullbridge",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
@@ -51,18 +50,20 @@ def tables(dynamodb_server: EmbeddedDynamoDB, template: dict[str, Any]) -> dict[
 
 
 @pytest.fixture
-def settings(dynamodb_server: EmbeddedDynamoDB, tables: dict[str, str]) -> Settings:
-    return Settings(
+def settings(dynamodb_server: EmbeddedDynamoDB, tables: dict[str, str]) -> ApiSettings:
+    """The API's settings, which hold every other function's (storage, outbound URLs) too."""
+    return ApiSettings(
         events_table=tables["EventsTable"],
         control_table=tables["ControlTable"],
         cursor_secret=CURSOR_SECRET,
+        puller_function_name="PullerFunction",
         dynamodb_endpoint=dynamodb_server.endpoint_url,
         write_deadline_seconds=5,
     )
 
 
 @pytest.fixture
-def store(settings: Settings) -> Store:
+def store(settings: ApiSettings) -> Store:
     return Store(dynamodb_client(settings.dynamodb_endpoint), settings)
 
 
@@ -78,16 +79,20 @@ def other_api_key(store: Store) -> str:
 
 @pytest.fixture(scope="session")
 def functions(dynamodb_server: EmbeddedDynamoDB) -> dict[str, ModuleType]:
-    """The three function modules, imported once with the deployment's environment, like a cold start."""
+    """The function modules, imported once with the deployment's environment, like a cold start."""
     os.environ.update(
         {
             "EVENTS_TABLE": "EventsTable",
             "CONTROL_TABLE": "ControlTable",
             "DYNAMODB_ENDPOINT": dynamodb_server.endpoint_url,
             "CURSOR_SECRET": CURSOR_SECRET,
+            "PULLER_FUNCTION_NAME": "PullerFunction",
+            # Nothing listens there: `POST .../pull` finds no puller to start, as when an invoke fails,
+            # and the pull waits for the schedule.
+            "AWS_ENDPOINT_URL_LAMBDA": "http://127.0.0.1:9",
         }
     )
-    return {name: load_function(name) for name in ("ingest", "api", "puller")}
+    return {name: load_function(name) for name in ("ingest", "api", "puller", "admin")}
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from pullbridge.connections import create_connection
 from pullbridge.cursors import CursorCodec
 from pullbridge.events import EventFilters, EventReader
 from pullbridge.models import ConnectionCreate
-from pullbridge.settings import Settings
+from pullbridge.settings import ApiSettings
 from pullbridge.storage import ConnectionGuard, EventDraft, Store, dynamodb_client
 from tests.support import labelled_event
 
@@ -70,7 +70,7 @@ class ScenarioResult:
 
 
 def run_scenario(
-    settings: Settings,
+    settings: ApiSettings,
     cursor_secret: str,
     *,
     connections: int = 2,

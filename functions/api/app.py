@@ -6,7 +6,7 @@ from datetime import datetime
 from functools import cache
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -48,18 +48,15 @@ from pullbridge.pulls.models import (
     SubscriptionPage,
     SubscriptionUpdate,
 )
-from pullbridge.settings import load_settings
+from pullbridge.settings import ApiSettings, load_settings
 from pullbridge.storage import Store, dynamodb_client
 
-settings = load_settings()
+settings = load_settings(ApiSettings)
 logger = Logger()
-tracer = Tracer(patch_modules=("botocore",))  # patch_all would import and wrap a dozen libraries
 store = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
-codec = CursorCodec(
-    settings.cursor_secret or parameters.get_secret(settings.cursor_secret_arn or "", max_age=3600)
-)
+codec = CursorCodec(settings.cursor_key(lambda arn: parameters.get_secret(arn, max_age=3600)))
 reader = EventReader(store, codec, write_deadline_seconds=settings.write_deadline_seconds)
-launcher = PullLauncher(settings.puller_function_name) if settings.puller_function_name else None
+launcher = PullLauncher(settings.puller_function_name)
 PUBLIC_ROUTES = frozenset({"/health"})
 
 
@@ -72,7 +69,7 @@ def admit(request: APIGatewayProxyEventV2) -> None:
     screen_json_body(request)
 
 
-app = GatedResolver(admit, enable_validation=True, json_body_deserializer=parse_request_json)
+app = GatedResolver(admit, logger, enable_validation=True, json_body_deserializer=parse_request_json)
 install_error_handlers(app, logger, validation=True)
 # Swagger UI at /docs, behind the key like every route but /health.
 app.enable_swagger(path="/docs", title="pullbridge", version="0.1.0")
@@ -243,8 +240,7 @@ def delete_subscription(subscription_id: Annotated[str, Path(max_length=64)]) ->
 )
 def start_pull(subscription_id: Annotated[str, Path(max_length=64)]) -> Response[Pull]:
     pull = pulls.trigger_pull(store, _tenant(), subscription_id)
-    if launcher is not None:
-        launcher.launch(pull.id)
+    launcher.launch(pull.id)
     return Response(status_code=202, body=pull.public(), content_type=content_types.APPLICATION_JSON)
 
 
@@ -275,6 +271,5 @@ def get_pull(pull_id: Annotated[str, Path(max_length=64)]) -> Pull:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -6,7 +6,7 @@ import json
 import warnings
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -15,12 +15,11 @@ from pullbridge.errors import PullbridgeError
 from pullbridge.http import install_error_handlers, webhook_request
 from pullbridge.ingest import ConnectionCache, handle_webhook
 from pullbridge.observability import record_webhook_accepted, record_webhook_rejected
-from pullbridge.settings import load_settings
+from pullbridge.settings import IngestSettings, load_settings
 from pullbridge.storage import Store, dynamodb_client
 
-settings = load_settings()
+settings = load_settings(IngestSettings)
 logger = Logger()
-tracer = Tracer(patch_modules=("botocore",))  # patch_all would import and wrap a dozen libraries
 metrics = Metrics()
 # A tick or a rejection with nothing else to count is normal, not worth a warning in every log.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -47,7 +46,6 @@ def receive_webhook(connection_id: str) -> Response[str]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

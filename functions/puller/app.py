@@ -8,17 +8,16 @@ import warnings
 from typing import Any
 
 import httpx
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pullbridge.observability import record_pull_finished
 from pullbridge.pulls.engine import PullEngine
-from pullbridge.settings import load_settings
+from pullbridge.settings import PullerSettings, load_settings
 from pullbridge.storage import Store, dynamodb_client
 
-settings = load_settings()
+settings = load_settings(PullerSettings)
 logger = Logger()
-tracer = Tracer(patch_modules=("botocore", "httpx"))  # patch_all would import and wrap a dozen libraries
 metrics = Metrics()
 # A tick or a rejection with nothing else to count is normal, not worth a warning in every log.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -30,7 +29,6 @@ engine = PullEngine(
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deadline = time.time() + context.get_remaining_time_in_millis() / 1000

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pullbridge.auth import issue_api_key, new_api_key
-from pullbridge.settings import Settings
+from pullbridge.settings import StorageSettings
 from pullbridge.storage import Store
 from pullbridge_local import LOCAL_ACCESS_KEY, LOCAL_REGION
 from pullbridge_local.dynamodb import EmbeddedDynamoDB, dynamodb_client
@@ -184,7 +184,7 @@ class LocalStack:
             (route, logical_id) for logical_id, spec in specs.items() for route in spec.http_routes
         )
         # The functions share the Globals' table variables, so any one's environment names the tables.
-        settings = Settings.from_environ(next(iter(self._functions.values())).spec.environment)
+        settings = StorageSettings.from_environ(next(iter(self._functions.values())).spec.environment)
         issue_api_key(Store(client, settings), LOCAL_TENANT_ID, key=self.api_key, name="local")
         self._http_thread = threading.Thread(
             target=self._http_server.serve_forever, name="local-http", daemon=True
@@ -297,7 +297,6 @@ class LocalStack:
             "AWS_DEFAULT_REGION": LOCAL_REGION,
             "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY,
             "AWS_SECRET_ACCESS_KEY": LOCAL_ACCESS_KEY,
-            "POWERTOOLS_TRACE_DISABLED": "1",
         }
 
     def __enter__(self) -> LocalStack:

@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from pullbridge.http import MAX_API_BODY_BYTES
-from pullbridge.settings import Settings
+from pullbridge.settings import ApiSettings
 from pullbridge.storage import Store
 from tests.integration.conftest import counting
 from tests.support import TEST_SECRET, api_event, json_body, lambda_context
@@ -167,7 +167,7 @@ def test_health_is_liveness_and_deep_health_checks_dynamodb(api: ModuleType, sto
         assert calls.names == []
 
 
-def test_deep_health_is_503_when_dynamodb_is_unreachable(api: ModuleType, settings: Settings) -> None:
+def test_deep_health_is_503_when_dynamodb_is_unreachable(api: ModuleType, settings: ApiSettings) -> None:
     def unreachable(**_: Any) -> None:
         raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
 

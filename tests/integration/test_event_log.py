@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from pullbridge.connections import StoredConnection, archive_connection, create_connection
 from pullbridge.errors import StorageUnavailable
 from pullbridge.models import ConnectionCreate
-from pullbridge.settings import Settings
+from pullbridge.settings import ApiSettings
 from pullbridge.storage import ConnectionChanged, ConnectionGuard, EventDraft, Store, dynamodb_client
 from pullbridge.storage.keys import connection_log, tenant_log
 from pullbridge.storage.log_writer import HEAD_CONTENTION_SECONDS
@@ -30,7 +30,7 @@ def _draft(connection: StoredConnection, label: str, *, delivery: bool = True) -
 
 
 @pytest.fixture
-def connection(store: Store, settings: Settings) -> StoredConnection:
+def connection(store: Store, settings: ApiSettings) -> StoredConnection:
     return create_connection(
         store,
         settings,
@@ -48,7 +48,7 @@ def _clock_at(offset_seconds: float) -> Any:
     return lambda: time.time() + offset_seconds
 
 
-def _reader_past_the_deadline(settings: Settings) -> Store:
+def _reader_past_the_deadline(settings: ApiSettings) -> Store:
     """A reader whose clock is past the write deadline of everything written so far: it fences gaps."""
     return Store(
         dynamodb_client(settings.dynamodb_endpoint),
@@ -110,7 +110,7 @@ def test_a_reader_waits_at_a_position_that_is_still_being_written(
 
 
 def test_a_reader_fences_a_position_abandoned_past_the_deadline(
-    settings: Settings, store: Store, connection: StoredConnection
+    settings: ApiSettings, store: Store, connection: StoredConnection
 ) -> None:
     store._allocate(TENANT, connection.id, 1)  # a writer took position 1 and died
     store.append(TENANT, connection.id, [_draft(connection, "b")])
@@ -120,7 +120,7 @@ def test_a_reader_fences_a_position_abandoned_past_the_deadline(
 
 
 def test_a_late_commit_into_a_fenced_position_moves_to_a_new_position(
-    settings: Settings, store: Store, connection: StoredConnection
+    settings: ApiSettings, store: Store, connection: StoredConnection
 ) -> None:
     # Given a writer that took position 1, and a reader that fenced it after the deadline
     allocation = store._allocate(TENANT, connection.id, 1)
@@ -142,7 +142,7 @@ def _encoded(label: str, connection: StoredConnection) -> tuple[str, Any]:
 
 
 def test_a_commit_landing_between_a_readers_look_and_its_fence_is_read_not_lost(
-    settings: Settings, store: Store, connection: StoredConnection
+    settings: ApiSettings, store: Store, connection: StoredConnection
 ) -> None:
     # Given a stalled writer at position 1 and a committed event (of another connection) at position 2
     other = create_connection(
@@ -170,7 +170,7 @@ def test_a_commit_landing_between_a_readers_look_and_its_fence_is_read_not_lost(
 
 
 def test_positions_allocated_before_the_retention_window_are_skipped_without_writes(
-    settings: Settings, store: Store, connection: StoredConnection
+    settings: ApiSettings, store: Store, connection: StoredConnection
 ) -> None:
     store._allocate(TENANT, connection.id, 3)  # positions whose rows expired and were deleted long ago
     store.append(TENANT, connection.id, [_draft(connection, "d")])
@@ -197,7 +197,7 @@ def test_a_throttled_commit_raises_storage_unavailable_and_releases_its_position
 
 
 def test_a_throttled_read_of_the_heads_raises_storage_unavailable_and_writes_nothing(
-    store: Store, settings: Settings, connection: StoredConnection
+    store: Store, settings: ApiSettings, connection: StoredConnection
 ) -> None:
     with counting(store._client) as calls:
         calls.fail("BatchGetItem", "ThrottlingException")
@@ -240,7 +240,7 @@ def test_a_writer_that_knows_the_head_commits_in_one_request_and_a_duplicate_tak
 
 
 def test_a_stale_view_of_the_head_costs_one_cancelled_commit_and_lands_after_the_other_writer(
-    settings: Settings, store: Store, connection: StoredConnection
+    settings: ApiSettings, store: Store, connection: StoredConnection
 ) -> None:
     other_writer = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
     store.append(TENANT, connection.id, [_draft(connection, "a1")])
@@ -256,7 +256,7 @@ def test_a_stale_view_of_the_head_costs_one_cancelled_commit_and_lands_after_the
 
 
 def test_a_writer_outpaced_twice_takes_its_positions_with_add_for_a_while(
-    settings: Settings, connection: StoredConnection
+    settings: ApiSettings, connection: StoredConnection
 ) -> None:
     now = [time.time()]
     store = Store(dynamodb_client(settings.dynamodb_endpoint), settings, clock=lambda: now[0])
@@ -321,7 +321,7 @@ def test_after_a_commit_of_unknown_outcome_the_writer_trusts_its_view_no_more(
 
 
 def test_a_stale_view_of_the_connections_head_cannot_reissue_its_positions(
-    settings: Settings, store: Store, connection: StoredConnection
+    settings: ApiSettings, store: Store, connection: StoredConnection
 ) -> None:
     store.append(TENANT, connection.id, [_draft(connection, "a1")])
     Store(dynamodb_client(settings.dynamodb_endpoint), settings).append(
@@ -338,7 +338,7 @@ def test_a_stale_view_of_the_connections_head_cannot_reissue_its_positions(
 
 
 def test_a_writer_holding_earlier_tenant_positions_cannot_commit_after_a_later_event_of_its_connection(
-    settings: Settings, store: Store, connection: StoredConnection
+    settings: ApiSettings, store: Store, connection: StoredConnection
 ) -> None:
     # A writer took tenant position 2 by ADD and stalls; another commits position 3 for the same connection
     store.append(TENANT, connection.id, [_draft(connection, "a")])
@@ -363,7 +363,7 @@ def test_a_writer_holding_earlier_tenant_positions_cannot_commit_after_a_later_e
 
 
 def test_a_writer_that_keeps_losing_the_race_for_its_connections_head_leases_it(
-    settings: Settings, store: Store, connection: StoredConnection
+    settings: ApiSettings, store: Store, connection: StoredConnection
 ) -> None:
     other_writer = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
     store.append(TENANT, connection.id, [_draft(connection, "a1")])
@@ -403,7 +403,7 @@ def test_a_writer_that_keeps_losing_the_race_for_its_connections_head_leases_it(
 
 
 def test_a_writer_waits_for_a_lease_another_holds_and_commits_once_it_is_given_back(
-    settings: Settings, store: Store, connection: StoredConnection
+    settings: ApiSettings, store: Store, connection: StoredConnection
 ) -> None:
     store.append(TENANT, connection.id, [_draft(connection, "a1")])
     holder = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
@@ -454,7 +454,7 @@ def test_an_add_that_meets_another_instances_commit_on_the_head_is_retried(
 
 
 def test_a_fence_that_meets_a_commit_in_flight_reads_again_instead_of_failing(
-    settings: Settings, store: Store, connection: StoredConnection
+    settings: ApiSettings, store: Store, connection: StoredConnection
 ) -> None:
     store._allocate(TENANT, connection.id, 1)  # a writer took position 1 and died
     store.append(TENANT, connection.id, [_draft(connection, "b")])

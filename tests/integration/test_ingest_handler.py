@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pullbridge.settings import Settings
+from pullbridge.settings import ApiSettings
 from pullbridge.storage.keys import tenant_log
 from tests.integration.conftest import counting, scan_events_table
 from tests.support import api_event, json_body, lambda_context, standard_webhook_event
@@ -27,7 +27,7 @@ def _events(api: ModuleType, api_key: str, **query: str) -> list[dict[str, Any]]
     return json_body(response)["data"]  # type: ignore[no-any-return]
 
 
-def _stored_items(store: Any, settings: Settings) -> list[dict[str, Any]]:
+def _stored_items(store: Any, settings: ApiSettings) -> list[dict[str, Any]]:
     return scan_events_table(store._client, settings.events_table)
 
 
@@ -121,7 +121,7 @@ def test_concurrent_redeliveries_store_one_event(
 def test_a_bad_signature_gets_401_and_stores_nothing(
     ingest: ModuleType,
     store: Any,
-    settings: Settings,
+    settings: ApiSettings,
     connection: dict[str, Any],
     mutate: Callable[[dict[str, Any]], None],
     status: int,
@@ -137,7 +137,7 @@ def test_a_bad_signature_gets_401_and_stores_nothing(
 
 
 def test_a_stale_timestamp_gets_401(
-    ingest: ModuleType, store: Any, settings: Settings, connection: dict[str, Any]
+    ingest: ModuleType, store: Any, settings: ApiSettings, connection: dict[str, Any]
 ) -> None:
     event = standard_webhook_event(connection["id"], BODY, timestamp=int(time.time()) - 301)
     response = ingest.lambda_handler(event, lambda_context())
@@ -151,7 +151,7 @@ def test_a_timestamp_inside_tolerance_is_accepted(ingest: ModuleType, connection
     assert ingest.lambda_handler(event, lambda_context())["statusCode"] == 200
 
 
-def test_an_unknown_connection_gets_404(ingest: ModuleType, store: Any, settings: Settings) -> None:
+def test_an_unknown_connection_gets_404(ingest: ModuleType, store: Any, settings: ApiSettings) -> None:
     response = ingest.lambda_handler(standard_webhook_event("conn_doesnotexist", BODY), lambda_context())
     assert response["statusCode"] == 404
     assert json_body(response)["error"]["type"] == "not_found"
@@ -164,7 +164,7 @@ def test_an_archived_connection_gets_404_even_when_cached(
     api_key: str,
     connection: dict[str, Any],
     store: Any,
-    settings: Settings,
+    settings: ApiSettings,
 ) -> None:
     # Given a warm ingest instance that has the connection cached
     assert (
@@ -195,7 +195,7 @@ def test_an_archived_connection_gets_404_even_when_cached(
 
 
 def test_a_body_over_1_mib_gets_413(
-    ingest: ModuleType, store: Any, settings: Settings, connection: dict[str, Any]
+    ingest: ModuleType, store: Any, settings: ApiSettings, connection: dict[str, Any]
 ) -> None:
     body = json.dumps({"type": "big", "data": {"blob": "x" * (1024 * 1024)}})
     response = ingest.lambda_handler(standard_webhook_event(connection["id"], body), lambda_context())
@@ -221,7 +221,7 @@ def test_a_large_body_under_1_mib_is_stored_whole(
     ids=["text", "array", "no-type", "binary"],
 )
 def test_a_malformed_payload_gets_400(
-    ingest: ModuleType, store: Any, settings: Settings, connection: dict[str, Any], body: bytes
+    ingest: ModuleType, store: Any, settings: ApiSettings, connection: dict[str, Any], body: bytes
 ) -> None:
     event = standard_webhook_event(connection["id"], body)
     response = ingest.lambda_handler(event, lambda_context())

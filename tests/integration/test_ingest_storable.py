@@ -7,7 +7,7 @@ import json
 from types import ModuleType
 from typing import Any
 
-from pullbridge.settings import Settings
+from pullbridge.settings import ApiSettings
 from pullbridge.storage import HASHED_KEY_PREFIX, SnapshotChange, Store
 from tests.integration.conftest import scan_events_table
 from tests.support import api_event, json_body, lambda_context, standard_webhook_event
@@ -61,7 +61,7 @@ def test_a_delivery_id_past_the_key_limit_dedupes_by_its_hash(
     api_key: str,
     connection: dict[str, Any],
     store: Store,
-    settings: Settings,
+    settings: ApiSettings,
 ) -> None:
     # Given two delivery ids of 3,000 characters that share their first 2,900
     long_id = "m" * 2_900 + "a" * 100

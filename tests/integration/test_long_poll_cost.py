@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from pullbridge.events import POLL_INTERVAL_SECONDS, EventReader
-from pullbridge.settings import Settings
+from pullbridge.settings import ApiSettings
 from tests.integration.conftest import counting
 from tests.support import api_event, json_body, lambda_context, standard_webhook_event
 
@@ -111,7 +111,7 @@ def caught_up(api: ModuleType, ingest: ModuleType, key: str, writes_to: str, **f
     return str(page["next_cursor"])
 
 
-def probes(calls: list[tuple[str, dict[str, Any]]], settings: Settings) -> list[dict[str, Any]]:
+def probes(calls: list[tuple[str, dict[str, Any]]], settings: ApiSettings) -> list[dict[str, Any]]:
     """The GetItems of the events table: the head probes (the API key lives in the control table)."""
     table = settings.events_table
     return [params for name, params in calls if name == "GetItem" and params["TableName"] == table]
@@ -123,7 +123,7 @@ def test_an_idle_long_poll_probes_with_eventually_consistent_get_items_within_th
     ingest: ModuleType,
     api_key: str,
     connection: dict[str, Any],
-    settings: Settings,
+    settings: ApiSettings,
     fake_time: FakeTime,
     by_connection: bool,
 ) -> None:
@@ -156,7 +156,7 @@ def test_an_event_written_during_the_wait_is_returned_at_the_next_probe(
     ingest: ModuleType,
     api_key: str,
     connection: dict[str, Any],
-    settings: Settings,
+    settings: ApiSettings,
     fake_time: FakeTime,
 ) -> None:
     cursor = caught_up(api, ingest, api_key, connection["id"])

@@ -4,7 +4,7 @@ its filter exactly once, in one order, while writers stall between taking a posi
 
 from __future__ import annotations
 
-from pullbridge.settings import Settings
+from pullbridge.settings import ApiSettings
 from tests.conftest import CURSOR_SECRET
 from tests.ordering_scenario import run_scenario
 
@@ -13,7 +13,7 @@ EVENTS_PER_WRITER = 15
 
 
 def test_pollers_see_every_event_exactly_once_in_one_order_despite_stalled_writers(
-    settings: Settings,
+    settings: ApiSettings,
 ) -> None:
     result = run_scenario(
         settings.model_copy(update={"write_deadline_seconds": 0.4}),

@@ -30,7 +30,7 @@ from pullbridge.connections import (
 from pullbridge.cursors import CursorCodec
 from pullbridge.errors import Conflict, NotFound, Unauthorized
 from pullbridge.models import ConnectionCreate, ConnectionUpdate
-from pullbridge.settings import Settings
+from pullbridge.settings import StorageSettings
 from pullbridge.storage import EventDraft, Store, _encode_document, dynamodb_client
 from pullbridge.storage.planning import head_after
 from pullbridge_local.dynamodb import EmbeddedDynamoDB
@@ -90,29 +90,28 @@ def dynalite_endpoint() -> Iterator[str]:
 @pytest.fixture(params=["moto", "dynalite"])
 def engine_settings(
     request: pytest.FixtureRequest, dynamodb_server: EmbeddedDynamoDB, template: dict[str, Any]
-) -> Settings:
+) -> StorageSettings:
     endpoint = (
         dynamodb_server.endpoint_url
         if request.param == "moto"
         else request.getfixturevalue("dynalite_endpoint")
     )
     names = create_tables(dynamodb_client(endpoint), template, prefix=f"t{next(_table_prefixes)}-")
-    return Settings(
+    return StorageSettings(
         events_table=names["EventsTable"],
         control_table=names["ControlTable"],
-        cursor_secret=CURSOR_SECRET,
         dynamodb_endpoint=endpoint,
         write_deadline_seconds=5,
     )
 
 
 @pytest.fixture
-def engine_store(engine_settings: Settings) -> Store:
+def engine_store(engine_settings: StorageSettings) -> Store:
     return Store(dynamodb_client(engine_settings.dynamodb_endpoint), engine_settings)
 
 
 @pytest.fixture
-def connection(engine_store: Store, engine_settings: Settings) -> StoredConnection:
+def connection(engine_store: Store, engine_settings: StorageSettings) -> StoredConnection:
     request = ConnectionCreate(provider="standard", name="c", webhook_secrets=[TEST_SECRET])
     return create_connection(engine_store, engine_settings, TENANT, request)
 
@@ -147,7 +146,7 @@ def _labels(store: Store, connection_id: str | None = None) -> list[str]:
     return [event.document["data"]["label"] for event in store.read_log(TENANT, connection_id, 0, 100).events]
 
 
-def _later(settings: Settings, seconds: float) -> Store:
+def _later(settings: StorageSettings, seconds: float) -> Store:
     return Store(dynamodb_client(settings.dynamodb_endpoint), settings, clock=lambda: time.time() + seconds)
 
 
@@ -165,7 +164,7 @@ def test_api_keys_authenticate_their_tenant_only(engine_store: Store) -> None:
 
 
 def test_connections_round_trip_with_optimistic_versions(
-    engine_store: Store, engine_settings: Settings, connection: StoredConnection
+    engine_store: Store, engine_settings: StorageSettings, connection: StoredConnection
 ) -> None:
     renamed = update_connection(
         engine_store, engine_settings, TENANT, connection.id, ConnectionUpdate(name="renamed")
@@ -180,7 +179,7 @@ def test_connections_round_trip_with_optimistic_versions(
 
 
 def test_connection_listing_pages_through_the_index_and_skips_archived(
-    engine_store: Store, engine_settings: Settings, connection: StoredConnection
+    engine_store: Store, engine_settings: StorageSettings, connection: StoredConnection
 ) -> None:
     others = [
         create_connection(
@@ -227,7 +226,7 @@ def test_committed_rows_read_in_order_from_both_logs(
 
 
 def test_a_reader_waits_at_a_fresh_gap_and_fences_it_after_the_deadline(
-    engine_store: Store, engine_settings: Settings, connection: StoredConnection
+    engine_store: Store, engine_settings: StorageSettings, connection: StoredConnection
 ) -> None:
     engine_store._allocate(TENANT, connection.id, 1)
     _commit_as_puts(engine_store, connection, ["b"])
@@ -269,7 +268,7 @@ def test_a_revoked_key_stops_at_once_and_others_keep_working(engine_store: Store
 
 
 def test_a_blob_larger_than_an_item_round_trips_and_expires(
-    engine_store: Store, engine_settings: Settings
+    engine_store: Store, engine_settings: StorageSettings
 ) -> None:
     import os
 

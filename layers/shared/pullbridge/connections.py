@@ -13,7 +13,7 @@ from pullbridge.ids import new_id
 from pullbridge.models import ConnectionCreate, ConnectionPage, ConnectionUpdate
 from pullbridge.paging import page_index
 from pullbridge.providers import get_provider
-from pullbridge.settings import Settings
+from pullbridge.settings import OutboundSettings
 from pullbridge.storage import Store
 from pullbridge.urls import validate_base_url
 
@@ -47,7 +47,7 @@ def get_connection(store: Store, tenant_id: str, connection_id: str) -> StoredCo
 
 def create_connection(
     store: Store,
-    settings: Settings,
+    settings: OutboundSettings,
     tenant_id: str,
     request: ConnectionCreate,
     *,
@@ -86,7 +86,7 @@ def create_connection(
 
 def update_connection(
     store: Store,
-    settings: Settings,
+    settings: OutboundSettings,
     tenant_id: str,
     connection_id: str,
     request: ConnectionUpdate,

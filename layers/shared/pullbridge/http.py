@@ -46,13 +46,18 @@ def validation_error(errors: list[dict[str, Any]]) -> ValidationFailed:
     return ValidationFailed(summary, data={"field": first, "fields": fields})
 
 
+def log_failure(logger: Logger, error: PullbridgeError) -> None:
+    """A 5xx is ours to look into; a 4xx is the caller's, and counted by metrics, not logged."""
+    if error.status_code >= 500:
+        logger.warning("request failed", extra={"error_key": error.key, "error_type": error.error_type})
+
+
 def install_error_handlers(app: APIGatewayHttpResolver, logger: Logger, *, validation: bool) -> None:
     """Map every failure to the contract's error object. A 5xx never carries a trace or a secret."""
 
     @app.exception_handler(PullbridgeError)  # type: ignore[untyped-decorator]
     def _known(error: PullbridgeError) -> Response[str]:
-        if error.status_code >= 500:
-            logger.warning("request failed", extra={"error_key": error.key, "error_type": error.error_type})
+        log_failure(logger, error)
         return error_response(error)
 
     @app.not_found
@@ -159,15 +164,19 @@ class GatedResolver(APIGatewayHttpResolver):
     unauthenticated request would hear about its body before it heard 401.
     """
 
-    def __init__(self, gate: Callable[[APIGatewayProxyEventV2], None], **options: Any) -> None:
+    def __init__(
+        self, gate: Callable[[APIGatewayProxyEventV2], None], logger: Logger, **options: Any
+    ) -> None:
         super().__init__(**options)
         self._gate = gate
+        self._logger = logger
 
     def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
         try:
             self._gate(APIGatewayProxyEventV2(dict(event)))
         except PullbridgeError as error:
             self.clear_context()  # type: ignore[no-untyped-call]
+            log_failure(self._logger, error)
             return {
                 "statusCode": error.status_code,
                 "headers": {"Content-Type": content_types.APPLICATION_JSON},

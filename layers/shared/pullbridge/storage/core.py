@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from pullbridge.settings import Settings
+from pullbridge.settings import StorageSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -14,7 +14,7 @@ else:
 
 
 class StoreCore:
-    def __init__(self, client: DynamoDBClient, settings: Settings, *, clock: Any = time.time) -> None:
+    def __init__(self, client: DynamoDBClient, settings: StorageSettings, *, clock: Any = time.time) -> None:
         self._client = client
         self._events_table = settings.events_table
         self._control_table = settings.control_table

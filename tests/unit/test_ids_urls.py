@@ -4,7 +4,6 @@ import pytest
 
 from pullbridge.errors import ValidationFailed
 from pullbridge.ids import event_position, new_event_id, new_id
-from pullbridge.settings import Settings
 from pullbridge.urls import validate_base_url
 
 
@@ -66,37 +65,6 @@ def test_plain_http_private_and_odd_urls_are_refused(url: str) -> None:
 
 def test_private_urls_are_allowed_when_the_deployment_says_so() -> None:
     assert validate_base_url("http://127.0.0.1:8080", allow_private=True) == "http://127.0.0.1:8080"
-
-
-def test_settings_come_from_the_environment() -> None:
-    settings = Settings.from_environ(
-        {
-            "EVENTS_TABLE": "events",
-            "CONTROL_TABLE": "ctl",
-            "RETENTION_DAYS": "7",
-            "PULLBRIDGE_ALLOW_PRIVATE_URLS": "1",
-        }
-    )
-    assert (settings.events_table, settings.retention_days, settings.allow_private_urls) == (
-        "events",
-        7,
-        True,
-    )
-
-
-@pytest.mark.parametrize(
-    "environ",
-    [{}, {"EVENTS_TABLE": "ev"}, {"EVENTS_TABLE": "ev", "CONTROL_TABLE": "ctl", "RETENTION_DAYS": "0"}],
-    ids=["nothing", "no-control-table", "zero-retention"],
-)
-def test_missing_or_invalid_settings_fail_at_cold_start(environ: dict[str, str]) -> None:
-    with pytest.raises(RuntimeError, match="invalid pullbridge configuration"):
-        Settings.from_environ(environ)
-
-
-def test_the_cursor_secret_is_never_in_the_settings_repr() -> None:
-    settings = Settings(events_table="ev1", control_table="ct1", cursor_secret="k" * 40)
-    assert "k" * 40 not in repr(settings)
 
 
 def test_random_tokens_are_the_length_asked_and_use_every_character_alike() -> None:
