@@ -4,7 +4,7 @@ through the API, signed webhooks sent across all of them, and the whole log read
 log (`?connection_id=`) the same events in the same order.
 
 `PULLBRIDGE_SCALE_CONNECTIONS` sets the number of connections (default 300, well under a minute);
-`make bench` runs the same exercise with 10,000 (`python -m tests.bench scale`, tests/bench/bench_scale.py).
+`make bench` runs the same exercise with 10,000 (`python -m bench scale`, bench/bench_scale.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
-from pullbridge_local.keys import create_key
+from pullbridge.auth import issue_api_key
+from pullbridge.settings import StorageSettings
+from pullbridge.storage import Store, dynamodb_client
 from pullbridge_local.quickstart import new_webhook_secret
 from pullbridge_local.server import LocalStack
 from tests.support import standard_webhook_headers
@@ -82,16 +84,12 @@ class ScaleRun:
 
 
 def tenant_key(local_stack: LocalStack, tenant: str) -> str:
-    """A new tenant of the local stack and its API key, made as `pullbridge keys create` makes them."""
-    previous = os.environ.get("DYNAMODB_ENDPOINT")
-    os.environ["DYNAMODB_ENDPOINT"] = local_stack.dynamodb_endpoint
-    try:
-        return create_key(tenant, name="scale", events_table="EventsTable", control_table="ControlTable")
-    finally:
-        if previous is None:
-            os.environ.pop("DYNAMODB_ENDPOINT", None)
-        else:
-            os.environ["DYNAMODB_ENDPOINT"] = previous
+    """A new tenant of the local stack and its API key, written straight to the stack's tables."""
+    endpoint = local_stack.dynamodb_endpoint
+    settings = StorageSettings(
+        events_table="EventsTable", control_table="ControlTable", dynamodb_endpoint=endpoint
+    )
+    return issue_api_key(Store(dynamodb_client(endpoint), settings), tenant, name="scale")
 
 
 def _http(url: str, api_key: str | None = None) -> httpx.Client:

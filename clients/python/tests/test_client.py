@@ -1,4 +1,4 @@
-"""The Python client (`pullbridge.client`) against an in-memory API on httpx.MockTransport."""
+"""The Python client (`pullbridge_client`) against an in-memory API on httpx.MockTransport."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from pullbridge.client import (
+from pullbridge_client import (
     BadRequest,
     Client,
     Conflict,
@@ -25,7 +27,6 @@ from pullbridge.client import (
     ServerError,
     Unauthorized,
 )
-from tests.paths import REPO_ROOT
 
 BASE_URL = "https://pullbridge.test"
 API_KEY = "pb_test_key"
@@ -255,6 +256,16 @@ def test_an_http_date_retry_after_is_honoured(api: FakeApi, client: Client, slee
     client.get_connection("conn_1")
 
     assert sleeps == [0.0]  # a date in the past: retry now
+
+
+def test_a_decimal_retry_after_is_waited_as_sent(api: FakeApi, client: Client, sleeps: list[float]) -> None:
+    api.routes["GET", "/connections/conn_1"] = _scripted(
+        httpx.Response(429, headers={"retry-after": "1.5"}), httpx.Response(200, json={"id": "conn_1"})
+    )
+
+    client.get_connection("conn_1")
+
+    assert sleeps == [1.5]
 
 
 # --- typed errors ----------------------------------------------------------------------------------
@@ -549,7 +560,49 @@ def test_get_event_returns_a_typed_event(api: FakeApi, client: Client) -> None:
     event = client.get_event("evt_0001")
 
     assert (event.id, event.type, event.record_id) == ("evt_0001", "invoice.paid", "inv_1")
-    assert event.model_dump()["extra"] == 1  # fields a newer server adds are kept
+    assert event.extra == {"extra": 1}  # fields a newer server adds are kept
+    assert event.to_dict() == {**_event(1), "extra": 1}
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {key: value for key, value in _event(1).items() if key != "received_at"},
+        {**_event(1), "id": 1},
+        {**_event(1), "connection_id": None},
+        {**_event(1), "record_id": 7},
+        ["evt_0001"],
+    ],
+    ids=["missing field", "number id", "null required field", "number record id", "not an object"],
+)
+def test_an_event_of_an_unexpected_shape_is_a_bad_response(api: FakeApi, client: Client, item: Any) -> None:
+    api.routes["GET", "/events"] = lambda _: httpx.Response(
+        200, json={"data": [item], "next_cursor": "c1", "has_more": False}
+    )
+
+    with pytest.raises(PullbridgeAPIError) as raised:
+        client.list_events()
+
+    assert raised.value.error_type == "bad_response"
+
+
+def test_optional_event_fields_may_be_left_out(api: FakeApi, client: Client) -> None:
+    required = {
+        k: v
+        for k, v in _event(1).items()
+        if k in {"id", "connection_id", "provider", "type", "source", "received_at"}
+    }
+    api.routes["GET", "/events/evt_0001"] = lambda _: httpx.Response(200, json=required)
+
+    event = client.get_event("evt_0001")
+
+    assert (event.collection, event.action, event.record_id, event.data, event.extra) == (
+        None,
+        None,
+        None,
+        None,
+        {},
+    )
 
 
 def test_ids_are_escaped_in_paths(api: FakeApi, client: Client) -> None:
@@ -586,6 +639,21 @@ def test_iter_pulls_sends_the_contracts_filter_names(api: FakeApi, client: Clien
         "external_event_subscription_id": "sub_1",
         "connection_id": "conn_1",
         "from": "2026-01-01T00:00:00Z",
+    }
+
+
+def test_list_pulls_sends_datetimes_as_utc_iso_strings(api: FakeApi, client: Client) -> None:
+    api.routes["GET", "/external-event-pulls"] = lambda _: httpx.Response(
+        200, json={"data": [], "next_cursor": "p", "has_more": False}
+    )
+
+    page = client.list_pulls(from_=datetime(2026, 1, 1), to=datetime(2026, 1, 2, tzinfo=UTC), limit=10)
+
+    assert page.next_cursor == "p"
+    assert dict(api.requests[0].url.params) == {
+        "limit": "10",
+        "from": "2026-01-01T00:00:00+00:00",
+        "to": "2026-01-02T00:00:00+00:00",
     }
 
 
@@ -655,12 +723,22 @@ def test_the_client_closes_its_own_http_client_but_not_an_injected_one(api: Fake
     assert own._http.is_closed
 
 
-def test_the_client_module_imports_no_boto3_and_no_server_module() -> None:
-    probe = "import json, sys, pullbridge.client; print(json.dumps(sorted(sys.modules)))"
+def test_importing_the_package_loads_no_server_module_and_no_click_boto3_or_pydantic(tmp_path: Path) -> None:
+    # httpx imports click itself when click is installed (for its own `httpx` command), so what the
+    # package adds is measured on top of what `import httpx` loads.
+    probe = (
+        "import json, sys, httpx; before = set(sys.modules); import pullbridge_client; "
+        "print(json.dumps([sorted(before), sorted(set(sys.modules) - before)]))"
+    )
     output = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
     ).stdout
-    modules = set(json.loads(output))
+    with_httpx, added = (set(modules) for modules in json.loads(output))
+    top_level = {module.split(".")[0] for module in with_httpx | added}
 
-    assert not {m for m in modules if m.split(".")[0] in {"boto3", "botocore", "aws_lambda_powertools"}}
-    assert {m for m in modules if m.startswith("pullbridge")} == {"pullbridge", "pullbridge.client"}
+    assert not top_level & {"pullbridge", "pullbridge_local", "pydantic", "boto3", "botocore"}
+    assert not {module for module in added if module.split(".")[0] == "click"}
+    assert {m for m in added if m.startswith("pullbridge_client")} == {"pullbridge_client"} | {
+        f"pullbridge_client.{name}"
+        for name in ("_params", "_version", "client", "errors", "models", "retry", "stream")
+    }

@@ -1,96 +1,42 @@
-"""The `pullbridge` command: the API from a terminal, the deploy key bootstrap and the local stack.
+"""The `pullbridge` command (extra `[cli]`): the API from a terminal, and the admin commands.
 
     pullbridge events tail --follow            # PULLBRIDGE_URL, PULLBRIDGE_API_KEY from the environment
     pullbridge pulls list --status error
-    pullbridge keys create --tenant acme       # on a deployed stack, with your AWS credentials
-    pullbridge dev                             # `make dev`: the whole stack on http://127.0.0.1:3000
+    pullbridge admin keys create --tenant acme # on a deployed stack, with your AWS credentials ([admin])
+    pullbridge dev                             # from a clone: the local stack, as `make dev`
 
-`pullbridge dev` (and `python -m pullbridge_local`) is configured by the environment: `PORT` (default 3000),
-`PULLBRIDGE_API_KEY`, `DYNAMODB_ENDPOINT` (an external DynamoDB-compatible server instead of the embedded
-one) and `CURSOR_SECRET`. Heavy imports (the local stack, boto3) happen only in the commands that use them.
+The admin commands are in pullbridge_client.cli_admin. boto3 and the local stack are imported only by
+the commands that use them.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import click
 import httpx
 
-from pullbridge import __version__
-from pullbridge.client import Client, Event, PullbridgeAPIError, ResumeError
+from pullbridge_client._version import __version__
+from pullbridge_client.cli_admin import admin, hidden_keys_alias
+from pullbridge_client.cli_common import (
+    EPILOG,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    FAILURE_OF_STATUS,
+    AwsClients,
+    CommandFailed,
+    Config,
+    UsageFailed,
+)
+from pullbridge_client.errors import PullbridgeAPIError, ResumeError
+from pullbridge_client.models import Event
 
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_AUTH = 3
-EXIT_NOT_FOUND = 4
-EXIT_CONFLICT = 5
-EXIT_INTERRUPTED = 130
-
-EPILOG = """\b
-Exit codes:
-  0    success
-  1    any other error: server error, network, rate limit, expired cursor (410)
-  2    usage: bad options, or a request the API refused as invalid (400)
-  3    authentication: missing or wrong API key (401)
-  4    not found (404)
-  5    conflict (409), e.g. a pull already running
-  130  interrupted (Ctrl-C)
-"""
-
-
-class CommandFailed(click.ClickException):
-    """A one-line `Error: ...` on stderr and exit code 1; never a traceback."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split()))
-
-
-class UsageFailed(CommandFailed):
-    exit_code = EXIT_USAGE
-
-
-class AuthFailed(CommandFailed):
-    exit_code = EXIT_AUTH
-
-
-class NotFoundFailed(CommandFailed):
-    exit_code = EXIT_NOT_FOUND
-
-
-class ConflictFailed(CommandFailed):
-    exit_code = EXIT_CONFLICT
-
-
-_FAILURE_OF_STATUS: dict[int, type[CommandFailed]] = {
-    400: UsageFailed,
-    422: UsageFailed,
-    401: AuthFailed,
-    403: AuthFailed,
-    404: NotFoundFailed,
-    409: ConflictFailed,
-}
-
-
-@dataclass
-class Config:
-    url: str
-    api_key: str | None
-
-    def client(self) -> Client:
-        if not self.api_key:
-            raise click.UsageError("no API key: pass --api-key or set PULLBRIDGE_API_KEY")
-        # Fewer retries than the library's default: a person is waiting (about 3 s at most).
-        return Client(self.url, self.api_key, max_retries=3)
+__all__ = ["cli", "main"]
 
 
 def _failure(exc: Exception, url: str) -> CommandFailed:
@@ -101,7 +47,7 @@ def _failure(exc: Exception, url: str) -> CommandFailed:
         pull_id = exc.data.get("pull_id")
         if isinstance(pull_id, str) and pull_id not in message:
             message += f": pull {pull_id}"
-        return _FAILURE_OF_STATUS.get(exc.status_code, CommandFailed)(message)
+        return FAILURE_OF_STATUS.get(exc.status_code, CommandFailed)(message)
     if isinstance(exc, ResumeError):
         return UsageFailed(f"--cursor: {exc}")
     if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
@@ -161,7 +107,8 @@ def _echo_json(value: Any) -> None:
 @click.pass_context
 def cli(context: click.Context, url: str, api_key: str | None) -> None:
     """pullbridge: provider webhooks in, a cursor-paged pull API out."""
-    context.obj = Config(url, api_key)
+    aws = context.obj if isinstance(context.obj, AwsClients) else AwsClients()
+    context.obj = Config(url, api_key, aws)
 
 
 def main() -> None:
@@ -223,7 +170,10 @@ def events_tail(
     failure: CommandFailed | None = None
     try:
         for event in stream:
-            click.echo(event.model_dump_json() if as_json else _event_line(event))
+            if as_json:
+                _echo_json(event.to_dict())
+            else:
+                click.echo(_event_line(event))
             resume = stream.cursor
         resume = stream.cursor
     except KeyboardInterrupt:
@@ -391,101 +341,23 @@ def connections_list(config: Config, as_json: bool) -> None:
                 click.echo(_connection_line(connection))
 
 
-# --- keys (deploy bootstrap) -----------------------------------------------------------------------
-
-
-@cli.group("keys", epilog=EPILOG)
-def keys_group() -> None:
-    """API keys of a deployed stack, made with your own AWS credentials (not the API)."""
-
-
-@keys_group.command("create", epilog=EPILOG)
-@click.option("--tenant", required=True, help="The tenant id, e.g. acme (created if new).")
-@click.option("--name", default="default", show_default=True, help="A label for the key.")
-@click.option("--stack-name", default="pullbridge", show_default=True, help="The deployed stack.")
-@click.option("--events-table", help="Skip the stack lookup: the EventsTable name.")
-@click.option("--control-table", help="Skip the stack lookup: the ControlTable name.")
-def keys_create(
-    tenant: str, name: str, stack_name: str, events_table: str | None, control_table: str | None
-) -> None:
-    """Create a tenant (if new) and a new API key, printed once and stored only as a hash.
-
-    The same as `python -m pullbridge_local.keys create`. The tables are found from the stack's outputs.
-    """
-    from pullbridge_local import keys
-
-    try:
-        key = keys.create_key(
-            tenant,
-            name=name,
-            stack_name=stack_name,
-            events_table=events_table,
-            control_table=control_table,
-        )
-    except keys.KeyBootstrapError as exc:
-        raise CommandFailed(str(exc)) from None
-    click.echo(keys.announcement(tenant, key))
-
-
-@keys_group.command("revoke", epilog=EPILOG)
-@click.argument("key_or_hash")
-@click.option("--stack-name", default="pullbridge", show_default=True, help="The deployed stack.")
-@click.option("--events-table", help="Skip the stack lookup: the EventsTable name.")
-@click.option("--control-table", help="Skip the stack lookup: the ControlTable name.")
-def keys_revoke(
-    key_or_hash: str, stack_name: str, events_table: str | None, control_table: str | None
-) -> None:
-    """Revoke an API key, given the key or its SHA-256 hash. Calls with it get 401 from now on."""
-    from pullbridge_local import keys
-
-    try:
-        tenant = keys.revoke_key(
-            key_or_hash, stack_name=stack_name, events_table=events_table, control_table=control_table
-        )
-    except keys.KeyBootstrapError as exc:
-        raise CommandFailed(str(exc)) from None
-    click.echo(f"revoked an API key of tenant {tenant}")
-
-
-# --- dev (the local stack) -------------------------------------------------------------------------
-
-
-def _environment(name: str) -> str | None:
-    return os.environ.get(name) or None
-
-
-def run_dev() -> None:
-    """Serves the whole stack until Ctrl-C or SIGTERM (`make dev`, `python -m pullbridge_local`)."""
-    from pullbridge_local.quickstart import banner, create_standard_connection
-    from pullbridge_local.server import LocalStack
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # The stack logs every request itself; httpx would log the demo connection's request a second time.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    # `make` and process managers stop with SIGTERM; treat it as Ctrl-C so the stack shuts down cleanly.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    stack = LocalStack(
-        port=int(os.environ.get("PORT") or 3000),
-        api_key=_environment("PULLBRIDGE_API_KEY"),
-        dynamodb_endpoint=_environment("DYNAMODB_ENDPOINT"),
-        cursor_secret=_environment("CURSOR_SECRET"),
-    )
-    try:
-        with stack:
-            dynamodb = (
-                f"{stack.dynamodb_endpoint} (DYNAMODB_ENDPOINT)"
-                if _environment("DYNAMODB_ENDPOINT")
-                else f"embedded (moto) at {stack.dynamodb_endpoint}"
-            )
-            connection = create_standard_connection(stack.url, stack.api_key)
-            print(banner(stack.url, stack.api_key, dynamodb, connection), flush=True)
-            threading.Event().wait()
-    except KeyboardInterrupt:
-        print("pullbridge stopped")
+# --- dev (the local stack, from a clone) -----------------------------------------------------------
 
 
 @cli.command(epilog=EPILOG)
 def dev() -> None:
     """Serve the whole stack locally, as `make dev` does (PORT, PULLBRIDGE_API_KEY, DYNAMODB_ENDPOINT,
-    CURSOR_SECRET from the environment)."""
+    CURSOR_SECRET from the environment). Needs a clone of the pullbridge repository."""
+    try:
+        from pullbridge_local.dev import run_dev
+    except ImportError:
+        raise CommandFailed(
+            "the local stack runs from a clone of the pullbridge repository: run `make dev` there"
+        ) from None
     run_dev()
+
+
+# --- admin (deployed stacks, with AWS credentials): pullbridge_client.cli_admin -----------------------
+
+cli.add_command(admin)
+cli.add_command(hidden_keys_alias)

@@ -1,0 +1,52 @@
+"""pullbridge-client: the Python client of the pullbridge HTTP API (needs only httpx).
+
+    from pullbridge_client import Client
+
+    with Client("https://api.example.com", api_key) as client:
+        for event in client.iter_events():
+            print(event.received_at, event.type, event.id)
+
+The `pullbridge` command is `pullbridge_client.cli` (extra `[cli]`); the admin commands' AWS side is
+`pullbridge_client.admin` (extra `[admin]`). Neither is imported here, so importing this package loads
+httpx and nothing of click, boto3 or the server.
+"""
+
+from pullbridge_client._version import __version__
+from pullbridge_client.client import Client, EventSourceFilter
+from pullbridge_client.errors import (
+    BadRequest,
+    Conflict,
+    ErrorObject,
+    Gone,
+    NotFound,
+    PayloadTooLarge,
+    PullbridgeAPIError,
+    PullbridgeClientError,
+    RateLimited,
+    ResumeError,
+    ServerError,
+    Unauthorized,
+)
+from pullbridge_client.models import Event, Page
+from pullbridge_client.stream import EventStream
+
+__all__ = [
+    "BadRequest",
+    "Client",
+    "Conflict",
+    "ErrorObject",
+    "Event",
+    "EventSourceFilter",
+    "EventStream",
+    "Gone",
+    "NotFound",
+    "Page",
+    "PayloadTooLarge",
+    "PullbridgeAPIError",
+    "PullbridgeClientError",
+    "RateLimited",
+    "ResumeError",
+    "ServerError",
+    "Unauthorized",
+    "__version__",
+]

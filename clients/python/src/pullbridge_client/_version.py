@@ -1,0 +1,3 @@
+"""The package's version: its one definition, read by pyproject.toml and sent in the User-Agent."""
+
+__version__ = "0.1.0"
