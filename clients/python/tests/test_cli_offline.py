@@ -46,3 +46,21 @@ def test_a_command_without_an_api_key_is_a_usage_error() -> None:
 
     assert result.exit_code == 2
     assert "PULLBRIDGE_API_KEY" in result.stderr
+
+
+def test_the_script_without_the_cli_extra_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an install without click: a None entry makes `import click` fail as if it were absent
+    from pullbridge_client.__main__ import main
+
+    monkeypatch.setitem(sys.modules, "click", None)
+    monkeypatch.delitem(sys.modules, "pullbridge_client.cli", raising=False)
+
+    # When
+    with pytest.raises(SystemExit) as exited:
+        main()
+
+    # Then
+    assert exited.value.code == 1
+    assert "pip install 'pullbridge-client[cli]'" in capsys.readouterr().err
