@@ -74,9 +74,10 @@ HUBSPOT_PROPERTIES = {
     "companies": lambda n: {"name": f"Company {n}", "domain": f"company{n}.example.com"},
     "deals": lambda n: {"dealname": f"Deal {n}", "amount": str(100 * n)},
 }
+GITHUB_COLLECTIONS = ("issues", "pulls")
 COLLECTIONS: dict[str, tuple[str, ...]] = {
     "stripe": tuple(STRIPE_COLLECTIONS),
-    "github": ("issues", "pulls"),
+    "github": GITHUB_COLLECTIONS,
     "shopify": tuple(SHOPIFY_FIXTURES),
     "hubspot": tuple(HUBSPOT_PROPERTIES),
     "generic": ("items", "events"),
@@ -88,6 +89,14 @@ REQUEST_ID_HEADER = {
     "hubspot": "X-HubSpot-Correlation-Id",
     "generic": "X-Request-Id",
 }
+REQUEST_ID_PREFIX = {
+    "stripe": "req_fake",
+    "github": "FAKE:",
+    "shopify": "fake-shopify-",
+    "hubspot": "fake-hubspot-",
+    "generic": "fake-generic-",
+}
+"""How each fake provider's request ids begin (Stripe's and GitHub's are shaped like the real ones)."""
 GENERIC_WEBHOOK_SETTINGS = {"signature_header": "X-Signature", "delivery_id_header": "X-Delivery-Id"}
 
 
@@ -250,6 +259,12 @@ class Answer:
     body: Any
     page: int = 1
     headers: dict[str, str] = field(default_factory=dict)
+
+
+Endpoint = Callable[[dict[str, list[str]]], Answer]
+"""An endpoint of a fake provider: the query string in, the answer out (`BadRequest` for a 400)."""
+Route = tuple[str, Endpoint]
+"""The provider serving a path, and its endpoint."""
 
 
 # --- the server -----------------------------------------------------------------------------------
@@ -528,10 +543,10 @@ class FakeProviderServer:
     def _request_id(self, provider: str) -> str:
         number = next(self._request_ids)
         if provider == "stripe":
-            return f"req_fake{number:010d}"
+            return f"{REQUEST_ID_PREFIX[provider]}{number:010d}"
         if provider == "github":
-            return f"FAKE:{number:05X}:{number:07X}:{number:07X}:00000000"
-        return f"fake-{provider}-{number:08d}"
+            return f"{REQUEST_ID_PREFIX[provider]}{number:05X}:{number:07X}:{number:07X}:00000000"
+        return f"{REQUEST_ID_PREFIX[provider]}{number:08d}"
 
     def _authorized(self, provider: str, headers: dict[str, str]) -> bool:
         expected = CREDENTIALS[provider]
@@ -544,29 +559,57 @@ class FakeProviderServer:
 
     # endpoints: each returns an Answer; BadRequest becomes a 400
 
-    def route(self, path: str) -> tuple[str, Callable[[dict[str, list[str]]], Answer]] | None:
+    def route(self, path: str) -> Route | None:
+        """The provider and the endpoint that serve `path`; None when no fake provider does."""
         parts = [part for part in path.split("/") if part]
-        owner_repo = self.github_repository.split("/")
+        for router in (
+            self._stripe_route,
+            self._github_route,
+            self._shopify_route,
+            self._hubspot_route,
+            self._generic_route,
+        ):
+            routed = router(parts)
+            if routed is not None:
+                return routed
+        return None
+
+    def _stripe_route(self, parts: list[str]) -> Route | None:
         if len(parts) == 2 and parts[0] == "v1" and parts[1] in STRIPE_COLLECTIONS:
             return "stripe", lambda query: self._stripe(parts[1], query)
-        if len(parts) == 4 and parts[0] == "repos" and parts[3] in ("issues", "pulls"):
-            if parts[1:3] != owner_repo:
+        return None
+
+    def _github_route(self, parts: list[str]) -> Route | None:
+        """`/repos/{owner}/{repo}/{collection}`, and the `/repositories/{id}/...` form its `Link`s use."""
+        if len(parts) == 4 and parts[0] == "repos" and parts[3] in GITHUB_COLLECTIONS:
+            if parts[1:3] != self.github_repository.split("/"):
                 return "github", lambda query: Answer(404, {"message": "Not Found"})
             return "github", lambda query: self._github(parts[3], query)
         repository_path = ["repositories", str(self.github_repository_id)]
-        if len(parts) == 3 and parts[:2] == repository_path and parts[2] in ("issues", "pulls"):
+        if len(parts) == 3 and parts[:2] == repository_path and parts[2] in GITHUB_COLLECTIONS:
             return "github", lambda query: self._github(parts[2], query)
-        if len(parts) == 4 and parts[:2] == ["admin", "api"] and parts[3].endswith(".json"):
-            collection = parts[3].removesuffix(".json")
-            if collection in SHOPIFY_FIXTURES:
-                return "shopify", lambda query: self._shopify(parts[2], collection, query)
+        return None
+
+    def _shopify_route(self, parts: list[str]) -> Route | None:
+        if len(parts) != 4 or parts[:2] != ["admin", "api"] or not parts[3].endswith(".json"):
+            return None
+        collection = parts[3].removesuffix(".json")
+        if collection not in SHOPIFY_FIXTURES:
+            return None
+        return "shopify", lambda query: self._shopify(parts[2], collection, query)
+
+    def _hubspot_route(self, parts: list[str]) -> Route | None:
         if len(parts) == 4 and parts[:3] == ["crm", "v3", "objects"] and parts[3] in HUBSPOT_PROPERTIES:
             return "hubspot", lambda query: self._hubspot(parts[3], query)
-        if parts == ["api", "items"]:
-            return "generic", self._generic_items
-        if parts == ["events"]:
-            return "generic", self._generic_feed
         return None
+
+    def _generic_route(self, parts: list[str]) -> Route | None:
+        endpoints: dict[tuple[str, ...], Endpoint] = {
+            ("api", "items"): self._generic_items,
+            ("events",): self._generic_feed,
+        }
+        endpoint = endpoints.get(tuple(parts))
+        return None if endpoint is None else ("generic", endpoint)
 
     def _stripe(self, collection: str, query: dict[str, list[str]]) -> Answer:
         limit = _int_param(query, "limit", default=10, maximum=100)

@@ -14,7 +14,7 @@ import pytest
 from pullbridge.errors import PullFailed, ValidationFailed
 from pullbridge.providers import get_provider
 from pullbridge.providers.base import ListPage, PullSource, WebhookRequest
-from pullbridge.providers.generic import validate_settings
+from pullbridge.providers.generic.settings import validate_settings
 from pullbridge.pulls.http import PullHttp
 from pullbridge.pulls.stats import PullStats
 from tests.fakes.provider_server import FakeProviderServer, fixture_json

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from pullbridge.connections import StoredConnection, create_connection
+from pullbridge.errors import ValidationFailed
 from pullbridge.models import ConnectionCreate
 from pullbridge.pulls.engine import PullEngine
 from pullbridge.pulls.models import SubscriptionCreate
@@ -24,7 +25,7 @@ from pullbridge.pulls.records import StoredPull, load_pull
 from pullbridge.pulls.service import create_subscription, trigger_pull
 from pullbridge.settings import Settings
 from pullbridge.storage import Store
-from tests.fakes.provider_server import FakeProviderServer
+from tests.fakes.provider_server import REQUEST_ID_PREFIX, FakeProviderServer
 from tests.support import lambda_context, sample_event
 
 TENANT = "t_alpha"
@@ -184,6 +185,59 @@ def test_a_failing_scan_ends_in_a_typed_error_and_emits_no_delete(
     assert [(e["action"], e["record_id"]) for e in _events_of(store, recovered.id)] == [
         ("deleted", str(records[0]["id"]))
     ]
+
+
+@pytest.mark.parametrize(("provider", "collection"), COLLECTIONS)
+def test_a_failed_pull_quotes_the_request_id_from_its_providers_header(
+    store: Store, local_settings: Settings, fake: FakeProviderServer, provider: str, collection: str
+) -> None:
+    connection = _connect(store, local_settings, fake, provider, collection)
+    fake.fail_with(401, times=None)
+    failed = _pull(_engine(store, local_settings), store, _subscribe(store, connection, collection))
+    assert failed.error is not None
+    assert failed.error["type"] == "unauthorized"
+    assert failed.error["data"]["request_id"].startswith(REQUEST_ID_PREFIX[provider])
+
+
+def _generic_connection(store: Store, settings: Settings, fake: FakeProviderServer, **overrides: Any) -> str:
+    request = ConnectionCreate(
+        provider="generic",
+        name="generic",
+        webhook_secrets=["whsec_plain_secret"],  # type: ignore[list-item]
+        credentials=fake.credentials("generic"),  # type: ignore[arg-type]
+        api_base_url=fake.base_url,
+        settings=fake.settings("generic", "items") | overrides,
+    )
+    return create_connection(store, settings, TENANT, request).id
+
+
+def test_a_generic_connection_that_names_its_collection_is_subscribed_to_it(
+    store: Store, local_settings: Settings, fake: FakeProviderServer
+) -> None:
+    connection_id = _generic_connection(store, local_settings, fake, collection="items")
+    request = SubscriptionCreate(connection_id=connection_id, collection="items")
+    assert create_subscription(store, TENANT, request).collection == "items"
+
+
+def test_a_generic_connection_that_names_its_collection_refuses_another(
+    store: Store, local_settings: Settings, fake: FakeProviderServer
+) -> None:
+    connection_id = _generic_connection(store, local_settings, fake, collection="tickets")
+    with pytest.raises(ValidationFailed) as caught:
+        create_subscription(
+            store, TENANT, SubscriptionCreate(connection_id=connection_id, collection="items")
+        )
+    assert caught.value.data == {"field": "collection"}
+    assert "tickets" in caught.value.message
+
+
+def test_a_generic_connection_without_a_collection_may_subscribe_to_any(
+    store: Store, local_settings: Settings, fake: FakeProviderServer
+) -> None:
+    connection_id = _generic_connection(store, local_settings, fake)
+    for collection in ("items", "anything_else"):
+        request = SubscriptionCreate(connection_id=connection_id, collection=collection)
+        assert create_subscription(store, TENANT, request).collection == collection
 
 
 def _stripe_webhook(connection_id: str, record: dict[str, Any]) -> dict[str, Any]:

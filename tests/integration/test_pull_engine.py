@@ -40,6 +40,7 @@ class ListApi:
     webhook_matches_list_representation: ClassVar[bool] = True
     max_page_size: ClassVar[int] = 3
     default_base_url: ClassVar[str | None] = "https://api.example.com"
+    request_id_header: ClassVar[str | None] = "Request-Id"
 
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     fail_on_page: int | None = None

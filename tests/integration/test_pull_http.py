@@ -16,7 +16,7 @@ from pullbridge.errors import PullFailed
 from pullbridge.providers import get_provider
 from pullbridge.pulls.http import PullHttp, rate_limit_from_settings, redact_url
 from pullbridge.pulls.stats import PullStats
-from tests.fakes.provider_server import FakeProviderServer
+from tests.fakes.provider_server import REQUEST_ID_PREFIX, FakeProviderServer
 
 STRIPE_KEY = "sk_test_fakeprovider000000"
 
@@ -66,8 +66,10 @@ def auth(key: str = STRIPE_KEY) -> dict[str, str]:
 
 
 def make_http(client: httpx.Client, **options: Any) -> tuple[PullHttp, PullStats, Sleeps]:
+    """A `PullHttp` for the fake Stripe, which quotes Stripe's request id header, as the engine makes it."""
     stats, sleeps = PullStats(), Sleeps()
     options.setdefault("allow_private", True)
+    options.setdefault("request_id_header", get_provider("stripe").request_id_header)
     return PullHttp(client, stats, sleep=sleeps, **options), stats, sleeps
 
 
@@ -296,6 +298,45 @@ def test_a_redirect_is_not_followed() -> None:
         failure = failure_of(http, "https://api.example.test/v1/customers")
 
     assert (failure.error_type, failure.data["status_code"]) == ("bad_response", 302)
+
+
+# --- the provider's request id --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", sorted(REQUEST_ID_PREFIX))
+def test_a_failure_quotes_the_request_id_from_the_header_its_provider_names(
+    server: FakeProviderServer, client: httpx.Client, provider: str
+) -> None:
+    collection = sorted(get_provider(provider).collections or {"items"})[0]
+    server.fail_with(401, times=None)
+    http, _, _ = make_http(client, request_id_header=get_provider(provider).request_id_header)
+
+    with pytest.raises(PullFailed) as caught:
+        list(get_provider(provider).list_pages(http, server.pull_source(provider, collection), None))
+
+    assert caught.value.data["request_id"].startswith(REQUEST_ID_PREFIX[provider])
+
+
+def test_a_failure_quotes_no_request_id_from_a_header_its_provider_does_not_name(
+    server: FakeProviderServer, client: httpx.Client
+) -> None:
+    server.fail_with(503, times=None)
+    http, _, _ = make_http(client, max_attempts=1, request_id_header=get_provider("github").request_id_header)
+
+    failure = failure_of(http, customers_url(server), headers=auth())
+
+    assert (failure.data["status_code"], failure.data["request_id"]) == (503, None)
+
+
+def test_a_failure_quotes_no_request_id_when_no_header_is_named(
+    server: FakeProviderServer, client: httpx.Client
+) -> None:
+    server.fail_with(503, times=None)
+    http, _, _ = make_http(client, max_attempts=1, request_id_header=None)
+
+    failure = failure_of(http, customers_url(server), headers=auth())
+
+    assert (failure.data["status_code"], failure.data["request_id"]) == (503, None)
 
 
 # --- errors carry no secrets ----------------------------------------------------------------------

@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-ProviderName = Literal["stripe", "github", "shopify", "hubspot", "standard", "generic"]
+from pullbridge.providers import ProviderName as ProviderName  # noqa: PLC0414 - the API imports it from here
+
 EventSource = Literal["webhook", "pull"]
 EventAction = Literal["created", "updated", "deleted"]
 

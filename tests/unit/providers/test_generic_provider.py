@@ -11,7 +11,8 @@ import pytest
 
 from pullbridge.errors import MalformedPayload, SignatureInvalid, ValidationFailed
 from pullbridge.providers.base import WebhookRequest
-from pullbridge.providers.generic import PROVIDER, GenericSettings, validate_settings
+from pullbridge.providers.generic import PROVIDER
+from pullbridge.providers.generic.settings import GenericSettings, validate_settings
 
 from .support import WEBHOOK_URL, make_request
 

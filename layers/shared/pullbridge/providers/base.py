@@ -1,8 +1,9 @@
 """The provider interface: verify, normalize, list pages.
 
-A provider is one module exposing a `PROVIDER` object that satisfies `Provider`. Adding one means adding
-one module and its tests; `pullbridge.providers.get_provider` imports it lazily, so the webhook path only
-ever loads the provider it serves.
+A provider is one module (or package) named after it, exposing a `PROVIDER` object that satisfies
+`Provider`; `pullbridge.providers.get_provider` imports it lazily, so the webhook path only ever loads the
+provider it serves. A provider imports nothing from `pullbridge.pulls`: what it needs of the pull's HTTP
+client is `ProviderHttp`, and the HMAC pieces it shares with the others are in `providers.signing`.
 
 Contract for implementers:
 - `verify` works on the raw bytes and raises `SignatureInvalid` for every failure, malformed headers
@@ -11,8 +12,10 @@ Contract for implementers:
   directions. Any one of `secrets` may match.
 - `normalize` raises `MalformedPayload` for a body the provider could not have sent, and returns one
   `NormalizedEvent` per event (HubSpot batches return several). `delivery_id` is what redeliveries share.
-- `list_pages` (full-scan pulls) yields pages from the provider's list API through the injected httpx
-  client. Providers without a list API raise `NotImplementedError` and declare no `collections`.
+- `list_pages` (full-scan pulls) yields pages from the provider's list API through `ProviderHttp`.
+  Providers without a list API raise `NotImplementedError` and declare no `collections`.
+- `pullable_collections` says which collections a connection may subscribe to; `request_id_header` names
+  the response header a pull error quotes as `data.request_id`.
 - `validate_settings` checks every key of a connection's `settings` and refuses unknown ones; most
   providers declare one `SettingRule` per key and call `check_settings`. Every provider takes
   `rate_limit` (`check_rate_limit`).
@@ -20,20 +23,14 @@ Contract for implementers:
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import json
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeGuard
+from typing import Any, ClassVar, Protocol, TypeGuard, TypeVar
 
 from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid, ValidationFailed
-
-if TYPE_CHECKING:  # httpx stays off the webhook path's imports
-    from pullbridge.pulls.http import PullHttp
 
 TIMESTAMP_TOLERANCE_SECONDS = 300
 ACTIONS = frozenset({"created", "updated", "deleted"})
@@ -114,15 +111,43 @@ class PullSource:
     settings: Mapping[str, Any]
 
 
+ResponseT = TypeVar("ResponseT")
+
+
+class ProviderHttp(Protocol[ResponseT]):
+    """What a provider needs from the pull's HTTP client (`pullbridge.pulls.http.PullHttp` is one): the
+    JSON of a GET, and the next page's URL from a response's `Link` header, kept on the API's host. The
+    client retries, rate-limits, counts requests and raises `PullFailed`. A response is opaque to the
+    provider: it only hands it back to `next_link`."""
+
+    def get_json(
+        self, url: str, *, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
+    ) -> tuple[Any, ResponseT]:
+        """The JSON body of the 2xx answer to `GET url`, and the response itself."""
+        ...
+
+    def next_link(self, response: ResponseT, *, same_origin_as: str) -> str | None:
+        """The `Link: <...>; rel="next"` URL, None when there is none; `PullFailed` off the host."""
+        ...
+
+    def require_same_origin(self, url: str, reference: str) -> None:
+        """`PullFailed` unless `url` (e.g. a checkpoint that is a URL) is on `reference`'s host."""
+        ...
+
+
 class Provider(Protocol):
     name: ClassVar[str]
     collections: ClassVar[frozenset[str]]
+    """The collections the provider can list; empty when it has none, or when each connection names its
+    own (generic)."""
     # True when webhooks carry the record in the list API's representation (Stripe, Shopify), so a
     # webhook can refresh the full-scan snapshot and the next scan does not repeat the change.
     webhook_matches_list_representation: ClassVar[bool]
     # The list API's largest page, and its host when the connection sets no api_base_url.
     max_page_size: ClassVar[int]
     default_base_url: ClassVar[str | None]
+    request_id_header: ClassVar[str | None]
+    """Where the list API's responses carry the id its support asks for; None when it has no list API."""
 
     def validate_secret(self, secret: str) -> None:
         """Raise `ValidationFailed` when a webhook secret cannot be used with this scheme."""
@@ -131,15 +156,21 @@ class Provider(Protocol):
         """The connection's `settings`, checked (and normalized) for this provider, or `ValidationFailed`."""
         ...
 
+    def pullable_collections(self, settings: Mapping[str, Any]) -> frozenset[str] | None:
+        """The collections a connection with these (validated) `settings` may subscribe to; None when it
+        may name any."""
+        ...
+
     def verify(
         self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float
     ) -> None: ...
 
     def normalize(self, request: WebhookRequest, settings: Mapping[str, Any]) -> list[NormalizedEvent]: ...
 
-    def list_pages(self, http: PullHttp, source: PullSource, checkpoint: str | None) -> Iterator[ListPage]:
-        """Pages of `source.collection` from `checkpoint` (None: the first page), through `http`, which
-        retries, rate-limits, counts requests and raises `PullFailed`."""
+    def list_pages(
+        self, http: ProviderHttp[ResponseT], source: PullSource, checkpoint: str | None
+    ) -> Iterator[ListPage]:
+        """Pages of `source.collection` from `checkpoint` (None: the first page), through `http`."""
         ...
 
 
@@ -174,31 +205,21 @@ def parse_iso_time(value: object) -> float | None:
         return None
 
 
+def epoch_seconds(value: object) -> float | None:
+    """A number of seconds since the epoch as a float, or None (booleans, other types, out of range)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
 def action_from_type(event_type: str) -> str | None:
     """`customer.created` -> `created`; anything else -> None."""
     last = event_type.rsplit(".", 1)[-1]
     return last if last in ACTIONS else None
-
-
-def hmac_keys(secrets: Sequence[str]) -> Iterator[bytes]:
-    """The secrets as HMAC keys. An empty key would let anyone sign, so it never counts as a secret."""
-    for secret in secrets:
-        if secret:
-            try:
-                yield secret.encode()
-            except UnicodeEncodeError:
-                continue
-
-
-def base64_sha256_digest(header: str, header_name: str) -> bytes:
-    """A base64 SHA-256 digest from a signature header, or the one verification error."""
-    try:
-        digest = base64.b64decode(header.strip(), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise SignatureInvalid(f"{header_name} is not base64", key="malformed_signature") from exc
-    if len(digest) != hashlib.sha256().digest_size:
-        raise SignatureInvalid(f"{header_name} is not a SHA-256 digest", key="malformed_signature")
-    return digest
 
 
 def payload_header(request: WebhookRequest, name: str, provider_label: str) -> str:

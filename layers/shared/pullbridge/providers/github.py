@@ -9,33 +9,30 @@ record. (`id` differs between a pull request object and the issue object of the 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
+from typing import Any, ClassVar, TypeGuard
 
-from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid, ValidationFailed
+from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid
 from pullbridge.providers.base import (
     ListedRecord,
     ListPage,
     NormalizedEvent,
+    ProviderHttp,
     PullSource,
+    ResponseT,
     SettingRule,
     WebhookRequest,
     check_rate_limit,
     check_settings,
     credential,
-    hmac_keys,
     invalid_setting,
     parse_iso_time,
     parse_json_body,
     payload_header,
 )
-
-if TYPE_CHECKING:  # httpx stays off the webhook path's imports
-    from pullbridge.pulls.http import PullHttp
+from pullbridge.providers.signing import check_secret, hmac_keys, hmac_matches, read_digest
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 SIGNATURE_PREFIX = "sha256="
@@ -78,21 +75,6 @@ def _check_repository(field: str, value: object) -> str:
 SETTING_RULES: Mapping[str, SettingRule] = {"repository": _check_repository, "rate_limit": check_rate_limit}
 
 
-def _parse_signature_header(header: str) -> bytes:
-    encoded = header.strip()
-    if not encoded.startswith(SIGNATURE_PREFIX):
-        raise SignatureInvalid("X-Hub-Signature-256 does not start with 'sha256='", key="malformed_signature")
-    encoded = encoded[len(SIGNATURE_PREFIX) :]
-    if not encoded.isascii() or len(encoded) != 2 * hashlib.sha256().digest_size:
-        raise SignatureInvalid("X-Hub-Signature-256 is not a SHA-256 hex digest", key="malformed_signature")
-    try:
-        return bytes.fromhex(encoded)
-    except ValueError as exc:
-        raise SignatureInvalid(
-            "X-Hub-Signature-256 is not a SHA-256 hex digest", key="malformed_signature"
-        ) from exc
-
-
 class GitHub:
     name: ClassVar[str] = "github"
     collections: ClassVar[frozenset[str]] = frozenset(
@@ -101,26 +83,28 @@ class GitHub:
     webhook_matches_list_representation: ClassVar[bool] = False
     max_page_size: ClassVar[int] = 100
     default_base_url: ClassVar[str | None] = "https://api.github.com"
+    request_id_header: ClassVar[str | None] = "X-GitHub-Request-Id"
 
     def validate_secret(self, secret: str) -> None:
-        if not secret or secret != secret.strip() or not _encodable(secret):
-            raise ValidationFailed(
-                "a GitHub webhook secret is a non-empty string without surrounding spaces",
-                key="invalid_webhook_secret",
-                data={"fields": ["webhook_secrets"]},
-            )
+        check_secret(secret, "a GitHub webhook secret", ascii_only=False)
 
     def validate_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
         return check_settings(self.name, settings, SETTING_RULES)
 
+    def pullable_collections(self, settings: Mapping[str, Any]) -> frozenset[str]:
+        return self.collections
+
     def verify(
         self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float
     ) -> None:
-        candidate = _parse_signature_header(request.require_header(SIGNATURE_HEADER))
-        for key in hmac_keys(secrets):
-            if hmac.compare_digest(hmac.new(key, request.body, hashlib.sha256).digest(), candidate):
-                return
-        raise SignatureInvalid("X-Hub-Signature-256 matches no active secret")
+        candidate = read_digest(
+            request.require_header(SIGNATURE_HEADER),
+            SIGNATURE_HEADER,
+            encoding="hex",
+            prefix=SIGNATURE_PREFIX,
+        )
+        if not hmac_matches(hmac_keys(secrets), [request.body], [candidate]):
+            raise SignatureInvalid("X-Hub-Signature-256 matches no active secret")
 
     def normalize(self, request: WebhookRequest, settings: Mapping[str, Any]) -> list[NormalizedEvent]:
         event_name = payload_header(request, EVENT_HEADER, "GitHub")
@@ -155,7 +139,9 @@ class GitHub:
             )
         ]
 
-    def list_pages(self, http: PullHttp, source: PullSource, checkpoint: str | None) -> Iterator[ListPage]:
+    def list_pages(
+        self, http: ProviderHttp[ResponseT], source: PullSource, checkpoint: str | None
+    ) -> Iterator[ListPage]:
         """`GET /repos/{owner}/{repo}/{issues|pulls}?state=all&per_page=100`, then the `Link` header's
         next URL, which is also the checkpoint. The issues list holds pull requests too: they are left out
         (the `pulls` collection has them)."""
@@ -227,14 +213,6 @@ def _parse_payload(request: WebhookRequest) -> Any:
             raise MalformedPayload("the form body holds one 'payload' field", key="malformed_payload")
         body = fields[0].encode()
     return parse_json_body(body)
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 PROVIDER = GitHub()

@@ -17,30 +17,35 @@ import hashlib
 import hmac
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
+from typing import Any, ClassVar, TypeGuard
 
-from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid, ValidationFailed
+from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid
 from pullbridge.providers.base import (
-    TIMESTAMP_TOLERANCE_SECONDS,
     ListedRecord,
     ListPage,
     NormalizedEvent,
+    ProviderHttp,
     PullSource,
+    ResponseT,
     SettingRule,
     WebhookRequest,
-    base64_sha256_digest,
     check_boolean,
     check_rate_limit,
     check_settings,
     credential,
-    hmac_keys,
     invalid_setting,
     parse_iso_time,
     parse_json_body,
 )
-
-if TYPE_CHECKING:  # httpx stays off the webhook path's imports
-    from pullbridge.pulls.http import PullHttp
+from pullbridge.providers.signing import (
+    MILLISECONDS_DIGITS,
+    check_secret,
+    hmac_keys,
+    hmac_matches,
+    parse_unix_time,
+    read_digest,
+    require_fresh,
+)
 
 SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
 LEGACY_SIGNATURE_HEADER = "X-HubSpot-Signature"
@@ -80,31 +85,22 @@ def signed_uri(url: str) -> str:
     return _ENCODED_RESERVED.sub(lambda match: chr(int(match.group(1), 16)), url)
 
 
-def _parse_timestamp(value: str) -> int:
-    if not value.isascii() or not value.isdigit() or len(value) > 15:
-        raise SignatureInvalid(
-            "X-HubSpot-Request-Timestamp is not a unix time in milliseconds", key="malformed_signature"
-        )
-    return int(value)
-
-
 class HubSpot:
     name: ClassVar[str] = "hubspot"
     collections: ClassVar[frozenset[str]] = frozenset(COLLECTION_BY_OBJECT.values())
     webhook_matches_list_representation: ClassVar[bool] = False
     max_page_size: ClassVar[int] = 100
     default_base_url: ClassVar[str | None] = "https://api.hubapi.com"
+    request_id_header: ClassVar[str | None] = "X-HubSpot-Correlation-Id"
 
     def validate_secret(self, secret: str) -> None:
-        if not secret or secret != secret.strip() or not secret.isascii():
-            raise ValidationFailed(
-                "a HubSpot webhook secret (the app's client secret) is a non-empty ASCII string",
-                key="invalid_webhook_secret",
-                data={"fields": ["webhook_secrets"]},
-            )
+        check_secret(secret, "a HubSpot webhook secret (the app's client secret)", ascii_only=True)
 
     def validate_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
         return check_settings(self.name, settings, SETTING_RULES)
+
+    def pullable_collections(self, settings: Mapping[str, Any]) -> frozenset[str]:
+        return self.collections
 
     def verify(
         self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float
@@ -112,24 +108,13 @@ class HubSpot:
         if request.header(SIGNATURE_HEADER) is None and settings.get(LEGACY_SETTING) is True:
             _verify_legacy(request, secrets)
             return
-        candidate = base64_sha256_digest(request.require_header(SIGNATURE_HEADER), SIGNATURE_HEADER)
+        candidate = read_digest(request.require_header(SIGNATURE_HEADER), SIGNATURE_HEADER, encoding="base64")
         raw_timestamp = request.require_header(TIMESTAMP_HEADER).strip()
-        if abs(now * 1000 - _parse_timestamp(raw_timestamp)) > TIMESTAMP_TOLERANCE_SECONDS * 1000:
-            raise SignatureInvalid(
-                "X-HubSpot-Request-Timestamp is outside the 300 s tolerance", key="stale_timestamp"
-            )
-        messages = []
-        for uri in dict.fromkeys((signed_uri(request.url), request.url)):
-            try:
-                prefix = (request.method.upper() + uri).encode()
-            except UnicodeEncodeError:
-                continue
-            messages.append(prefix + request.body + raw_timestamp.encode())
-        for key in hmac_keys(secrets):
-            for message in messages:
-                if hmac.compare_digest(hmac.new(key, message, hashlib.sha256).digest(), candidate):
-                    return
-        raise SignatureInvalid("X-HubSpot-Signature-v3 matches no active secret")
+        milliseconds = parse_unix_time(raw_timestamp, TIMESTAMP_HEADER, max_digits=MILLISECONDS_DIGITS)
+        require_fresh(milliseconds / 1000, now, TIMESTAMP_HEADER)
+        messages = [prefix + request.body + raw_timestamp.encode() for prefix in _method_and_uris(request)]
+        if not hmac_matches(hmac_keys(secrets), messages, [candidate]):
+            raise SignatureInvalid("X-HubSpot-Signature-v3 matches no active secret")
 
     def normalize(self, request: WebhookRequest, settings: Mapping[str, Any]) -> list[NormalizedEvent]:
         batch = parse_json_body(request.body)
@@ -137,7 +122,9 @@ class HubSpot:
             raise MalformedPayload("a HubSpot delivery is a non-empty JSON array", key="malformed_payload")
         return [_normalize_item(item, index) for index, item in enumerate(batch)]
 
-    def list_pages(self, http: PullHttp, source: PullSource, checkpoint: str | None) -> Iterator[ListPage]:
+    def list_pages(
+        self, http: ProviderHttp[ResponseT], source: PullSource, checkpoint: str | None
+    ) -> Iterator[ListPage]:
         """`GET /crm/v3/objects/{collection}?limit=100`, then `after` from `paging.next.after`, which is
         also the checkpoint. `settings.properties` (a list of names) asks for more than the default
         properties."""
@@ -244,17 +231,23 @@ def _verify_legacy(request: WebhookRequest, secrets: Sequence[str]) -> None:
         )
     contents = [request.body]
     if version == "v2":
-        contents = []
-        for uri in dict.fromkeys((signed_uri(request.url), request.url)):
-            try:
-                contents.append((request.method.upper() + uri).encode() + request.body)
-            except UnicodeEncodeError:
-                continue
+        contents = [prefix + request.body for prefix in _method_and_uris(request)]
     for key in hmac_keys(secrets):
         for content in contents:
             if hmac.compare_digest(hashlib.sha256(key + content).hexdigest().encode(), signature.encode()):
                 return
     raise SignatureInvalid(f"X-HubSpot-Signature ({version}) matches no active secret")
+
+
+def _method_and_uris(request: WebhookRequest) -> list[bytes]:
+    """`method + uri` as HubSpot may have signed them: the URI in its signed form, then as received."""
+    prefixes = []
+    for uri in dict.fromkeys((signed_uri(request.url), request.url)):
+        try:
+            prefixes.append((request.method.upper() + uri).encode())
+        except UnicodeEncodeError:
+            continue
+    return prefixes
 
 
 def _normalize_item(item: object, index: int) -> NormalizedEvent:

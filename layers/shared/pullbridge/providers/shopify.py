@@ -6,33 +6,29 @@ event. The body is the record in the REST Admin API's representation.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, TypeGuard
+from typing import Any, ClassVar, TypeGuard
 
-from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid, ValidationFailed
+from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid
 from pullbridge.providers.base import (
     ListedRecord,
     ListPage,
     NormalizedEvent,
+    ProviderHttp,
     PullSource,
+    ResponseT,
     SettingRule,
     WebhookRequest,
-    base64_sha256_digest,
     check_rate_limit,
     check_settings,
     credential,
-    hmac_keys,
     invalid_setting,
     parse_iso_time,
     parse_json_body,
     payload_header,
 )
-
-if TYPE_CHECKING:  # httpx stays off the webhook path's imports
-    from pullbridge.pulls.http import PullHttp
+from pullbridge.providers.signing import check_secret, hmac_keys, hmac_matches, read_digest
 
 SIGNATURE_HEADER = "X-Shopify-Hmac-Sha256"
 TOPIC_HEADER = "X-Shopify-Topic"
@@ -87,26 +83,23 @@ class Shopify:
     max_page_size: ClassVar[int] = 250
     # Every store has its own host (`https://{shop}.myshopify.com`): the connection must set it.
     default_base_url: ClassVar[str | None] = None
+    request_id_header: ClassVar[str | None] = "X-Request-Id"
 
     def validate_secret(self, secret: str) -> None:
-        if not secret or secret != secret.strip() or not secret.isascii():
-            raise ValidationFailed(
-                "a Shopify webhook secret (the app's client secret) is a non-empty ASCII string",
-                key="invalid_webhook_secret",
-                data={"fields": ["webhook_secrets"]},
-            )
+        check_secret(secret, "a Shopify webhook secret (the app's client secret)", ascii_only=True)
 
     def validate_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
         return check_settings(self.name, settings, SETTING_RULES)
 
+    def pullable_collections(self, settings: Mapping[str, Any]) -> frozenset[str]:
+        return self.collections
+
     def verify(
         self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float
     ) -> None:
-        candidate = base64_sha256_digest(request.require_header(SIGNATURE_HEADER), SIGNATURE_HEADER)
-        for key in hmac_keys(secrets):
-            if hmac.compare_digest(hmac.new(key, request.body, hashlib.sha256).digest(), candidate):
-                return
-        raise SignatureInvalid("X-Shopify-Hmac-Sha256 matches no active secret")
+        candidate = read_digest(request.require_header(SIGNATURE_HEADER), SIGNATURE_HEADER, encoding="base64")
+        if not hmac_matches(hmac_keys(secrets), [request.body], [candidate]):
+            raise SignatureInvalid("X-Shopify-Hmac-Sha256 matches no active secret")
 
     def normalize(self, request: WebhookRequest, settings: Mapping[str, Any]) -> list[NormalizedEvent]:
         topic = payload_header(request, TOPIC_HEADER, "Shopify")
@@ -131,7 +124,9 @@ class Shopify:
             )
         ]
 
-    def list_pages(self, http: PullHttp, source: PullSource, checkpoint: str | None) -> Iterator[ListPage]:
+    def list_pages(
+        self, http: ProviderHttp[ResponseT], source: PullSource, checkpoint: str | None
+    ) -> Iterator[ListPage]:
         """`GET /admin/api/{version}/{collection}.json?limit=250`, then the `Link` header's `page_info`
         next URL, which is also the checkpoint. Orders are listed with `status=any`: the default lists
         only open ones."""

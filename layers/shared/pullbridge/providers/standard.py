@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from pullbridge.errors import MalformedPayload, SignatureInvalid, ValidationFailed
 from pullbridge.providers.base import (
-    TIMESTAMP_TOLERANCE_SECONDS,
     ListPage,
     NormalizedEvent,
+    ProviderHttp,
     PullSource,
+    ResponseT,
     SettingRule,
     WebhookRequest,
     action_from_type,
@@ -26,9 +25,13 @@ from pullbridge.providers.base import (
     parse_iso_time,
     parse_json_body,
 )
-
-if TYPE_CHECKING:
-    from pullbridge.pulls.http import PullHttp
+from pullbridge.providers.signing import (
+    decode_digest,
+    hmac_matches,
+    hmac_signature,
+    parse_unix_time,
+    require_fresh,
+)
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a format marker, not a secret
 
@@ -51,27 +54,26 @@ def decode_secret(secret: str) -> bytes:
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
     """The `webhook-signature` value for a delivery: used by tests, the dev stack's example and clients."""
-    digest = hmac.new(decode_secret(secret), f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256)
-    return "v1," + base64.b64encode(digest.digest()).decode()
-
-
-def _parse_timestamp(value: str) -> int:
-    if not value.isascii() or not value.isdigit() or len(value) > 12:
-        raise SignatureInvalid("webhook-timestamp is not a unix timestamp", key="malformed_signature")
-    return int(value)
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return "v1," + hmac_signature(decode_secret(secret), signed, encoding="base64")
 
 
 def _candidate_signatures(header: str) -> list[bytes]:
     candidates = []
     for entry in header.split(" "):
         version, _, encoded = entry.partition(",")
-        if version != "v1" or not encoded:
-            continue
-        try:
-            candidates.append(base64.b64decode(encoded, validate=True))
-        except (binascii.Error, ValueError):
-            continue
+        if version == "v1" and (digest := decode_digest(encoded, "base64")) is not None:
+            candidates.append(digest)
     return candidates
+
+
+def _keys(secrets: Sequence[str]) -> Iterator[bytes]:
+    """The keys of the `whsec_` secrets; a secret that is not one (stored before the rule) matches nothing."""
+    for secret in secrets:
+        try:
+            yield decode_secret(secret)
+        except ValueError:
+            continue
 
 
 class StandardWebhooks:
@@ -80,6 +82,7 @@ class StandardWebhooks:
     webhook_matches_list_representation: ClassVar[bool] = False
     max_page_size: ClassVar[int] = 0
     default_base_url: ClassVar[str | None] = None
+    request_id_header: ClassVar[str | None] = None
 
     def validate_secret(self, secret: str) -> None:
         try:
@@ -90,28 +93,22 @@ class StandardWebhooks:
     def validate_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
         return check_settings(self.name, settings, SETTING_RULES)
 
+    def pullable_collections(self, settings: Mapping[str, Any]) -> frozenset[str]:
+        return self.collections
+
     def verify(
         self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float
     ) -> None:
         message_id = request.require_header("webhook-id")
-        timestamp = _parse_timestamp(request.require_header("webhook-timestamp"))
+        timestamp = parse_unix_time(request.require_header("webhook-timestamp"), "webhook-timestamp")
         header = request.require_header("webhook-signature")
-        if abs(now - timestamp) > TIMESTAMP_TOLERANCE_SECONDS:
-            raise SignatureInvalid("webhook-timestamp is outside the 300 s tolerance", key="stale_timestamp")
+        require_fresh(timestamp, now, "webhook-timestamp")
         candidates = _candidate_signatures(header)
         if not candidates:
             raise SignatureInvalid("webhook-signature holds no v1 signature", key="malformed_signature")
         signed = f"{message_id}.{timestamp}.".encode() + request.body
-        for secret in secrets:
-            try:
-                key = decode_secret(secret)
-            except ValueError:
-                continue
-            expected = hmac.new(key, signed, hashlib.sha256).digest()
-            # Every candidate is compared, so timing does not reveal which one matched.
-            if any(hmac.compare_digest(expected, candidate) for candidate in candidates):
-                return
-        raise SignatureInvalid("no webhook-signature matches an active secret")
+        if not hmac_matches(_keys(secrets), [signed], candidates):
+            raise SignatureInvalid("no webhook-signature matches an active secret")
 
     def normalize(self, request: WebhookRequest, settings: Mapping[str, Any]) -> list[NormalizedEvent]:
         payload = parse_json_body(request.body)
@@ -132,7 +129,9 @@ class StandardWebhooks:
             )
         ]
 
-    def list_pages(self, http: PullHttp, source: PullSource, checkpoint: str | None) -> Iterator[ListPage]:
+    def list_pages(
+        self, http: ProviderHttp[ResponseT], source: PullSource, checkpoint: str | None
+    ) -> Iterator[ListPage]:
         raise NotImplementedError("Standard Webhooks senders have no list API")
 
 

@@ -5,33 +5,36 @@ match; `v0` and unknown schemes are ignored. The event body's `id` is what redel
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid, ValidationFailed
+from pullbridge.errors import MalformedPayload, PullFailed, SignatureInvalid
 from pullbridge.providers.base import (
-    TIMESTAMP_TOLERANCE_SECONDS,
     ListedRecord,
     ListPage,
     NormalizedEvent,
+    ProviderHttp,
     PullSource,
+    ResponseT,
     SettingRule,
     WebhookRequest,
     action_from_type,
     check_rate_limit,
     check_settings,
     credential,
-    hmac_keys,
+    epoch_seconds,
     invalid_setting,
     parse_json_body,
 )
-
-if TYPE_CHECKING:  # httpx stays off the webhook path's imports
-    from pullbridge.pulls.http import PullHttp
+from pullbridge.providers.signing import (
+    check_secret,
+    decode_digest,
+    hmac_keys,
+    hmac_matches,
+    parse_unix_time,
+    require_fresh,
+)
 
 SIGNATURE_HEADER = "Stripe-Signature"
 
@@ -74,18 +77,14 @@ def _parse_signature_header(header: str) -> tuple[int, list[bytes]]:
             )
         if scheme == "t":
             timestamps.append(value)
-        elif scheme == "v1" and value.isascii() and len(value) == 2 * hashlib.sha256().digest_size:
-            try:
-                candidates.append(bytes.fromhex(value))
-            except ValueError:
-                continue
-    if len(timestamps) != 1 or not timestamps[0].isascii() or not timestamps[0].isdigit():
-        raise SignatureInvalid("Stripe-Signature needs exactly one numeric t=", key="malformed_signature")
-    if len(timestamps[0]) > 12:
-        raise SignatureInvalid("Stripe-Signature t= is not a unix timestamp", key="malformed_signature")
+        elif scheme == "v1" and (digest := decode_digest(value, "hex")) is not None:
+            candidates.append(digest)
+    if len(timestamps) != 1:
+        raise SignatureInvalid("Stripe-Signature needs exactly one t=", key="malformed_signature")
+    timestamp = parse_unix_time(timestamps[0], "Stripe-Signature t=")
     if not candidates:
         raise SignatureInvalid("Stripe-Signature holds no v1 signature", key="malformed_signature")
-    return int(timestamps[0]), candidates
+    return timestamp, candidates
 
 
 class Stripe:
@@ -94,33 +93,25 @@ class Stripe:
     webhook_matches_list_representation: ClassVar[bool] = True
     max_page_size: ClassVar[int] = 100
     default_base_url: ClassVar[str | None] = "https://api.stripe.com"
+    request_id_header: ClassVar[str | None] = "Request-Id"
 
     def validate_secret(self, secret: str) -> None:
-        if not secret or secret != secret.strip() or not secret.isascii():
-            raise ValidationFailed(
-                "a Stripe webhook signing secret is a non-empty ASCII string (whsec_...)",
-                key="invalid_webhook_secret",
-                data={"fields": ["webhook_secrets"]},
-            )
+        check_secret(secret, "a Stripe webhook signing secret (whsec_...)", ascii_only=True)
 
     def validate_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
         return check_settings(self.name, settings, SETTING_RULES)
+
+    def pullable_collections(self, settings: Mapping[str, Any]) -> frozenset[str]:
+        return self.collections
 
     def verify(
         self, request: WebhookRequest, secrets: Sequence[str], settings: Mapping[str, Any], now: float
     ) -> None:
         timestamp, candidates = _parse_signature_header(request.require_header(SIGNATURE_HEADER))
-        if abs(now - timestamp) > TIMESTAMP_TOLERANCE_SECONDS:
-            raise SignatureInvalid(
-                "Stripe-Signature t= is outside the 300 s tolerance", key="stale_timestamp"
-            )
+        require_fresh(timestamp, now, "Stripe-Signature t=")
         signed = f"{timestamp}.".encode() + request.body
-        for key in hmac_keys(secrets):
-            expected = hmac.new(key, signed, hashlib.sha256).digest()
-            # Every candidate is compared, so timing does not reveal which one matched.
-            if any(hmac.compare_digest(expected, candidate) for candidate in candidates):
-                return
-        raise SignatureInvalid("no Stripe-Signature v1 matches an active secret")
+        if not hmac_matches(hmac_keys(secrets), [signed], candidates):
+            raise SignatureInvalid("no Stripe-Signature v1 matches an active secret")
 
     def normalize(self, request: WebhookRequest, settings: Mapping[str, Any]) -> list[NormalizedEvent]:
         event = parse_json_body(request.body)
@@ -146,12 +137,14 @@ class Stripe:
                 # `invoice.paid` and the like name no action; only known collections get one.
                 action=action_from_type(event_type) if collection else None,
                 record_id=record_id if isinstance(record_id, str) and record_id else None,
-                occurred_at=_epoch_seconds(event.get("created")),
+                occurred_at=epoch_seconds(event.get("created")),
                 data=record,
             )
         ]
 
-    def list_pages(self, http: PullHttp, source: PullSource, checkpoint: str | None) -> Iterator[ListPage]:
+    def list_pages(
+        self, http: ProviderHttp[ResponseT], source: PullSource, checkpoint: str | None
+    ) -> Iterator[ListPage]:
         """`GET /v1/{collection}`, newest first, `limit=100`; the checkpoint is the last id of the page
         before (`starting_after`). Subscriptions are listed with Stripe's default status filter, which
         leaves out canceled ones, just as `customer.subscription.deleted` fires when one is canceled."""
@@ -197,19 +190,9 @@ def _list_page(body: Any, url: str) -> tuple[list[ListedRecord], bool]:
                 "bad_response", f"{url} item [{index}] is not an object with a string id", data={"url": url}
             )
         records.append(
-            ListedRecord(record_id=record_id, data=item, created_at=_epoch_seconds(item.get("created")))
+            ListedRecord(record_id=record_id, data=item, created_at=epoch_seconds(item.get("created")))
         )
     return records, has_more
-
-
-def _epoch_seconds(value: object) -> float | None:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return None
-    try:
-        seconds = float(value)
-    except OverflowError:
-        return None
-    return seconds if math.isfinite(seconds) else None
 
 
 PROVIDER = Stripe()

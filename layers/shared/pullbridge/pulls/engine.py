@@ -205,6 +205,7 @@ class PullEngine:
             self._http_client,
             run.stats,
             rate_limit=rate_limit_from_settings(connection.settings),
+            request_id_header=provider.request_id_header,
             allow_private=self._settings.allow_private_urls,
             sleep=self._sleep,
         )

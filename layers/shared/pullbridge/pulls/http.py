@@ -12,8 +12,11 @@ It owns every provider-facing rule of the contract, so the providers only build 
   one that later re-resolves to a private address (DNS rebinding) is caught at its first use in a pull.
   (httpx resolves again to connect; the cache narrows that window to one pull, it does not pin the
   address.)
-- Failures are `PullFailed` with the status code, the provider's request id and the URL with its secret
-  query values redacted. Request headers, which hold the credentials, never reach an error or a log.
+- Failures are `PullFailed` with the status code, the provider's request id (from the header the provider
+  names, `Provider.request_id_header`) and the URL with its secret query values redacted. Request
+  headers, which hold the credentials, never reach an error or a log.
+
+It is the `ProviderHttp` that providers page through (`get_json`, `next_link`, `require_same_origin`).
 """
 
 from __future__ import annotations
@@ -35,9 +38,6 @@ from pullbridge.errors import PullFailed, ValidationFailed
 from pullbridge.providers.base import RATE_LIMIT_KEYS, check_rate_limit
 from pullbridge.pulls.stats import PullStats
 from pullbridge.urls import Resolver, UrlRefused, check_url, resolve_host
-
-REQUEST_ID_HEADERS = ("Request-Id", "X-GitHub-Request-Id", "X-Request-Id", "X-HubSpot-Correlation-Id")
-"""Where Stripe, GitHub, Shopify and HubSpot put the id their support asks for."""
 
 BASE_BACKOFF_SECONDS = 0.5
 
@@ -94,6 +94,7 @@ class PullHttp:
         stats: PullStats,
         *,
         rate_limit: tuple[int, float] | None = None,
+        request_id_header: str | None = None,
         max_attempts: int = 5,
         max_backoff_seconds: float = 30.0,
         allow_private: bool = False,
@@ -108,6 +109,7 @@ class PullHttp:
         self._client = client
         self._stats = stats
         self._rate_limit = rate_limit
+        self._request_id_header = request_id_header
         self._max_attempts = max_attempts
         self._max_backoff = max_backoff_seconds
         self._allow_private = allow_private
@@ -176,7 +178,7 @@ class PullHttp:
                 "bad_response",
                 f"GET {safe_url} answered with a body that is not JSON",
                 key="malformed_json",
-                data=_error_data(response.status_code, _request_id(response), safe_url),
+                data=_error_data(response.status_code, self._request_id(response), safe_url),
             ) from exc
 
     def next_link(self, response: httpx.Response, *, same_origin_as: str) -> str | None:
@@ -201,13 +203,19 @@ class PullHttp:
                 data={"url": redact_url(url) if _looks_like_url(url) else None},
             )
 
+    def _request_id(self, response: httpx.Response) -> str | None:
+        """The provider's id for this response, from the header it names; None when it sent none."""
+        if self._request_id_header is None:
+            return None
+        return response.headers.get(self._request_id_header) or None
+
     def _classify(
         self, response: httpx.Response, safe_url: str, attempt: int
     ) -> tuple[PullFailed, float | None]:
         """The failure this response means, and how long to wait before retrying it: None when it is not
         retried, negative for the default backoff."""
         status = response.status_code
-        data = _error_data(status, _request_id(response), safe_url, attempt)
+        data = _error_data(status, self._request_id(response), safe_url, attempt)
         if status in (401, 403):
             return PullFailed(
                 "unauthorized",
@@ -283,14 +291,6 @@ def _retry_after_seconds(response: httpx.Response) -> float | None:
         except (TypeError, ValueError, IndexError):
             pass
     return max(0.0, (moment - now).total_seconds())
-
-
-def _request_id(response: httpx.Response) -> str | None:
-    for name in REQUEST_ID_HEADERS:
-        value = response.headers.get(name)
-        if isinstance(value, str) and value:
-            return value
-    return None
 
 
 def _error_data(

@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pullbridge.models import ErrorDetail, ProviderName
+from pullbridge.models import ErrorDetail
+from pullbridge.providers import ProviderName
 
 SubscriptionStatus = Literal["subscribed", "paused", "error"]
 PullStatus = Literal["queued", "running", "success", "error"]

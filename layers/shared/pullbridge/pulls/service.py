@@ -41,11 +41,8 @@ def create_subscription(
     connection = get_connection(store, tenant_id, request.connection_id)
     if connection.archived_at:
         raise ValidationFailed("connection_id: the connection is archived", data={"field": "connection_id"})
-    provider = get_provider(connection.provider)
-    collections = provider.collections or frozenset(
-        [connection.settings["collection"]] if connection.settings.get("collection") else []
-    )
-    if connection.provider != "generic" and request.collection not in collections:
+    collections = get_provider(connection.provider).pullable_collections(connection.settings)
+    if collections is not None and request.collection not in collections:
         raise ValidationFailed(
             f"collection: {connection.provider} has no pullable collection '{request.collection}'"
             + (f"; choose one of {', '.join(sorted(collections))}" if collections else ""),
