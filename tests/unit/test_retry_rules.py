@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from types import ModuleType
 
+import httpx
 import pytest
 
 import pullbridge_client.retry as client_retry
@@ -135,3 +136,47 @@ def _code_without_docstring(module: ModuleType) -> str:
 def test_the_two_copies_are_the_same_code() -> None:
     """Only their docstrings differ (each says where the other is)."""
     assert _code_without_docstring(server_retry) == _code_without_docstring(client_retry)
+
+
+# --- the two callers: the client's reading of an error response, and the puller's 429 handling ----------
+
+DATE_HEADER = "Thu, 01 Jan 2026 00:00:00 GMT"  # NOW, as the responding server's clock reads it
+CALLER_CASES = [
+    (value, expected) for value, expected in RETRY_AFTER_CASES if expected is not None and expected <= 600
+]
+
+
+def _client_wait(retry_after: str, date: str) -> float | None:
+    from pullbridge_client.errors import response_retry_after
+
+    return response_retry_after(httpx.Response(429, headers={"retry-after": retry_after, "date": date}))
+
+
+def _puller_wait(retry_after: str, date: str) -> float | None:
+    from pullbridge.pulls.http import PullHttp
+    from pullbridge.pulls.stats import PullStats
+
+    answers = iter(
+        [
+            httpx.Response(429, headers={"Retry-After": retry_after, "Date": date}),
+            httpx.Response(200, json={}),
+        ]
+    )
+    client = httpx.Client(transport=httpx.MockTransport(lambda _: next(answers)))
+    sleeps: list[float] = []
+    PullHttp(client, PullStats(), allow_private=True, sleep=sleeps.append, max_backoff_seconds=600).get_json(
+        "http://127.0.0.1:9/v1/customers"
+    )
+    return sleeps[0] if sleeps else None
+
+
+CALLERS = [pytest.param(_puller_wait, id="puller"), pytest.param(_client_wait, id="client")]
+
+
+@pytest.mark.parametrize("wait", CALLERS)
+@pytest.mark.parametrize(("value", "expected"), CALLER_CASES)
+def test_the_client_and_the_puller_wait_what_the_rules_say(
+    wait: Callable[[str, str], float | None], value: str, expected: float
+) -> None:
+    """An HTTP-date is measured against the response's own `Date`, so these are exact on any clock."""
+    assert wait(value, DATE_HEADER) == expected

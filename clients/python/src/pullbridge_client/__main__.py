@@ -13,10 +13,7 @@ def main() -> None:
     except ModuleNotFoundError as exc:
         if exc.name != "click":
             raise
-        print(
-            "pullbridge: the command needs the [cli] extra: pip install 'pullbridge-client[cli]'",
-            file=sys.stderr,
-        )
+        sys.stderr.write("pullbridge: the command needs the [cli] extra: pip install 'pullbridge-client[cli]'\n")
         raise SystemExit(1) from exc
     cli_main()
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from pullbridge_client.retry import retry_after_seconds
+from pullbridge_client.retry import wait_for
 
 __all__ = [
     "BadRequest",
@@ -171,7 +171,7 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 def response_retry_after(response: httpx.Response) -> float | None:
     """The response's `Retry-After` in seconds (see pullbridge_client.retry), None without one."""
-    return retry_after_seconds(response.headers.get("retry-after"), now=time.time())
+    return wait_for(response.headers.get("retry-after"), response.headers.get("date"), now=time.time())
 
 
 def error_from_response(response: httpx.Response) -> PullbridgeAPIError:

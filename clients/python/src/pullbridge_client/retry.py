@@ -15,6 +15,9 @@ Pure functions: the caller passes the clock and the random source, so the rules 
   does not matter); a date in the past means 0, retry at once.
 - The result is never negative, NaN or infinite. How long is too long to wait is the caller's rule.
 
+`wait_for(retry_after, date, now=...)` is what both callers use: the `Retry-After` of a response, with
+`now` taken from its `Date` header when that is readable (`http_date_seconds`).
+
 `backoff_seconds(attempt, base=..., cap=..., random=...)` is exponential backoff with "equal jitter":
 the ceiling is `min(cap, base * 2**attempt)` (attempt 0 is the first retry; the exponent stops growing
 at 32, so a huge attempt neither overflows nor takes long), and the wait is uniform in
@@ -34,7 +37,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-__all__ = ["backoff_seconds", "retry_after_seconds"]
+__all__ = ["backoff_seconds", "http_date_seconds", "retry_after_seconds", "wait_for"]
 
 MAX_RETRY_AFTER_LENGTH = 64
 MAX_BACKOFF_EXPONENT = 32
@@ -69,6 +72,21 @@ def retry_after_seconds(value: str | None, *, now: float) -> float | None:
     if moment is None:
         return None
     return max(0.0, moment - now)
+
+
+def http_date_seconds(value: str | None, *, now: float) -> float | None:
+    """An HTTP-date header (a response's `Date`) as epoch seconds, None when absent or unreadable."""
+    text = (value or "").strip()
+    if not text or len(text) > MAX_RETRY_AFTER_LENGTH:
+        return None
+    return _http_date(text, now=now)
+
+
+def wait_for(retry_after: str | None, date: str | None, *, now: float) -> float | None:
+    """The wait a response's `Retry-After` asks for, with an HTTP-date measured against the response's own
+    `Date` when it has a readable one, so a skewed local clock does not stretch or cut the wait."""
+    server_now = http_date_seconds(date, now=now)
+    return retry_after_seconds(retry_after, now=now if server_now is None else server_now)
 
 
 def _http_date(text: str, *, now: float) -> float | None:

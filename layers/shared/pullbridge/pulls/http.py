@@ -27,8 +27,6 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -37,6 +35,7 @@ import httpx
 from pullbridge.errors import PullFailed, ValidationFailed
 from pullbridge.providers.base import RATE_LIMIT_KEYS, check_rate_limit
 from pullbridge.pulls.stats import PullStats
+from pullbridge.retry import backoff_seconds, wait_for
 from pullbridge.urls import Resolver, UrlRefused, check_url, resolve_host
 
 BASE_BACKOFF_SECONDS = 0.5
@@ -223,7 +222,9 @@ class PullHttp:
                 data=data,
             ), None
         if status == 429:
-            retry_after = _retry_after_seconds(response)
+            retry_after = wait_for(
+                response.headers.get("Retry-After"), response.headers.get("Date"), now=time.time()
+            )
             failure = PullFailed("rate_limited", f"GET {safe_url} answered 429 on every attempt", data=data)
             return failure, self._backoff(attempt) if retry_after is None else retry_after
         if status >= 500:
@@ -233,8 +234,10 @@ class PullHttp:
         return PullFailed("bad_response", f"GET {safe_url} answered {status}", key=key, data=data), None
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self._max_backoff, BASE_BACKOFF_SECONDS * float(2 ** min(attempt - 1, 32)))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not a secret
+        """The wait after attempt number `attempt` (1 for the first) failed: the client's rules."""
+        return backoff_seconds(
+            attempt - 1, base=BASE_BACKOFF_SECONDS, cap=self._max_backoff, random=random.random
+        )
 
     def _wait_for_rate_limit(self) -> None:
         if self._rate_limit is None:
@@ -266,31 +269,6 @@ class PullHttp:
         if addresses is None:
             addresses = self._resolved[host] = self._resolver(host)
         return addresses
-
-
-def _retry_after_seconds(response: httpx.Response) -> float | None:
-    """`Retry-After` in seconds (>= 0), None when absent or unreadable."""
-    value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    if value.isascii() and value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    # Measured against the server's own `Date` when it sent one, so clock skew does not matter.
-    now = datetime.now(UTC)
-    date_header = response.headers.get("Date")
-    if date_header:
-        try:
-            server_now = parsedate_to_datetime(date_header)
-            now = server_now if server_now.tzinfo else server_now.replace(tzinfo=UTC)
-        except (TypeError, ValueError, IndexError):
-            pass
-    return max(0.0, (moment - now).total_seconds())
 
 
 def _error_data(
