@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from pullbridge.settings import Settings
+from pullbridge.settings import ApiSettings
 from tests.integration.conftest import scan_events_table
 from tests.paths import FIXTURES_DIR
 from tests.support import api_event, json_body, lambda_context, sample_event
@@ -209,7 +209,7 @@ header_values = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",))
 
 @pytest.mark.parametrize("provider", ["stripe", "github", "shopify", "hubspot", "standard", "generic"])
 def test_fuzzed_deliveries_never_get_5xx_and_store_nothing(
-    api: ModuleType, ingest: ModuleType, api_key: str, settings: Settings, provider: str
+    api: ModuleType, ingest: ModuleType, api_key: str, settings: ApiSettings, provider: str
 ) -> None:
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" if provider == "standard" else PLAIN_SECRET
     body = {"provider": provider, "name": "fuzz", "webhook_secrets": [secret]}

@@ -23,7 +23,7 @@ from pullbridge.pulls.engine import PullEngine
 from pullbridge.pulls.models import SubscriptionCreate
 from pullbridge.pulls.records import StoredPull, load_pull
 from pullbridge.pulls.service import create_subscription, trigger_pull
-from pullbridge.settings import Settings
+from pullbridge.settings import ApiSettings
 from pullbridge.storage import Store
 from tests.fakes.provider_server import REQUEST_ID_PREFIX, FakeProviderServer
 from tests.support import lambda_context, sample_event
@@ -52,7 +52,7 @@ def fake(provider_server: FakeProviderServer) -> FakeProviderServer:
 
 
 @pytest.fixture
-def local_settings(settings: Settings) -> Settings:
+def local_settings(settings: ApiSettings) -> ApiSettings:
     return settings.model_copy(update={"allow_private_urls": True})  # the fake listens on 127.0.0.1
 
 
@@ -64,13 +64,15 @@ class Waits:
         self.seconds.append(seconds)
 
 
-def _engine(store: Store, settings: Settings, waits: Waits | None = None, timeout: float = 5.0) -> PullEngine:
+def _engine(
+    store: Store, settings: ApiSettings, waits: Waits | None = None, timeout: float = 5.0
+) -> PullEngine:
     client = httpx.Client(timeout=httpx.Timeout(timeout))
     return PullEngine(store, settings, client, sleep=waits or Waits(), yield_margin_seconds=0)
 
 
 def _connect(
-    store: Store, settings: Settings, fake: FakeProviderServer, provider: str, collection: str
+    store: Store, settings: ApiSettings, fake: FakeProviderServer, provider: str, collection: str
 ) -> StoredConnection:
     webhook_secrets = (
         ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] if provider == "standard" else ["whsec_plain_secret"]
@@ -107,7 +109,7 @@ def _events_of(store: Store, pull_id: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize(("provider", "collection"), COLLECTIONS)
 def test_a_full_scan_reads_every_record_with_the_fewest_requests(
-    store: Store, local_settings: Settings, fake: FakeProviderServer, provider: str, collection: str
+    store: Store, local_settings: ApiSettings, fake: FakeProviderServer, provider: str, collection: str
 ) -> None:
     dataset = fake.dataset(provider, collection)
     dataset.clear()
@@ -132,7 +134,7 @@ def _page_size(provider: str) -> int:
 
 
 def test_a_429_is_honoured_with_its_retry_after_and_counted(
-    store: Store, local_settings: Settings, fake: FakeProviderServer
+    store: Store, local_settings: ApiSettings, fake: FakeProviderServer
 ) -> None:
     fake.dataset("stripe", "customers").clear()
     fake.dataset("stripe", "customers").seed(5)
@@ -156,7 +158,7 @@ def test_a_429_is_honoured_with_its_retry_after_and_counted(
     ids=["500-on-page-2", "401", "malformed-json", "stall"],
 )
 def test_a_failing_scan_ends_in_a_typed_error_and_emits_no_delete(
-    store: Store, local_settings: Settings, fake: FakeProviderServer, fault: Any, error_type: str
+    store: Store, local_settings: ApiSettings, fake: FakeProviderServer, fault: Any, error_type: str
 ) -> None:
     dataset = fake.dataset("stripe", "customers")
     dataset.clear()
@@ -189,7 +191,7 @@ def test_a_failing_scan_ends_in_a_typed_error_and_emits_no_delete(
 
 @pytest.mark.parametrize(("provider", "collection"), COLLECTIONS)
 def test_a_failed_pull_quotes_the_request_id_from_its_providers_header(
-    store: Store, local_settings: Settings, fake: FakeProviderServer, provider: str, collection: str
+    store: Store, local_settings: ApiSettings, fake: FakeProviderServer, provider: str, collection: str
 ) -> None:
     connection = _connect(store, local_settings, fake, provider, collection)
     fake.fail_with(401, times=None)
@@ -199,7 +201,9 @@ def test_a_failed_pull_quotes_the_request_id_from_its_providers_header(
     assert failed.error["data"]["request_id"].startswith(REQUEST_ID_PREFIX[provider])
 
 
-def _generic_connection(store: Store, settings: Settings, fake: FakeProviderServer, **overrides: Any) -> str:
+def _generic_connection(
+    store: Store, settings: ApiSettings, fake: FakeProviderServer, **overrides: Any
+) -> str:
     request = ConnectionCreate(
         provider="generic",
         name="generic",
@@ -212,7 +216,7 @@ def _generic_connection(store: Store, settings: Settings, fake: FakeProviderServ
 
 
 def test_a_generic_connection_that_names_its_collection_is_subscribed_to_it(
-    store: Store, local_settings: Settings, fake: FakeProviderServer
+    store: Store, local_settings: ApiSettings, fake: FakeProviderServer
 ) -> None:
     connection_id = _generic_connection(store, local_settings, fake, collection="items")
     request = SubscriptionCreate(connection_id=connection_id, collection="items")
@@ -220,7 +224,7 @@ def test_a_generic_connection_that_names_its_collection_is_subscribed_to_it(
 
 
 def test_a_generic_connection_that_names_its_collection_refuses_another(
-    store: Store, local_settings: Settings, fake: FakeProviderServer
+    store: Store, local_settings: ApiSettings, fake: FakeProviderServer
 ) -> None:
     connection_id = _generic_connection(store, local_settings, fake, collection="tickets")
     with pytest.raises(ValidationFailed) as caught:
@@ -232,7 +236,7 @@ def test_a_generic_connection_that_names_its_collection_refuses_another(
 
 
 def test_a_generic_connection_without_a_collection_may_subscribe_to_any(
-    store: Store, local_settings: Settings, fake: FakeProviderServer
+    store: Store, local_settings: ApiSettings, fake: FakeProviderServer
 ) -> None:
     connection_id = _generic_connection(store, local_settings, fake)
     for collection in ("items", "anything_else"):
@@ -262,7 +266,11 @@ def _stripe_webhook(connection_id: str, record: dict[str, Any]) -> dict[str, Any
 
 @pytest.mark.parametrize("webhook_first", [True, False], ids=["webhook-delivered", "no-webhook"])
 def test_a_change_delivered_by_webhook_is_not_emitted_again_by_the_next_scan(
-    store: Store, local_settings: Settings, fake: FakeProviderServer, ingest: ModuleType, webhook_first: bool
+    store: Store,
+    local_settings: ApiSettings,
+    fake: FakeProviderServer,
+    ingest: ModuleType,
+    webhook_first: bool,
 ) -> None:
     dataset = fake.dataset("stripe", "customers")
     dataset.clear()
@@ -282,7 +290,7 @@ def test_a_change_delivered_by_webhook_is_not_emitted_again_by_the_next_scan(
 
 
 def test_an_events_feed_is_pulled_incrementally_from_the_cursor_it_ended_at(
-    store: Store, local_settings: Settings, fake: FakeProviderServer
+    store: Store, local_settings: ApiSettings, fake: FakeProviderServer
 ) -> None:
     feed = fake.dataset("generic", "events")
     feed.clear()

@@ -24,7 +24,7 @@ from pullbridge.pulls.engine import PullEngine
 from pullbridge.pulls.models import SubscriptionCreate
 from pullbridge.pulls.records import load_pull, load_subscription
 from pullbridge.pulls.service import create_subscription, trigger_pull
-from pullbridge.settings import Settings
+from pullbridge.settings import ApiSettings
 from pullbridge.storage import Store
 from tests.integration.conftest import counting
 
@@ -75,13 +75,13 @@ def upstream(monkeypatch: pytest.MonkeyPatch) -> ListApi:
 
 
 @pytest.fixture
-def connection(store: Store, settings: Settings) -> StoredConnection:
+def connection(store: Store, settings: ApiSettings) -> StoredConnection:
     request = ConnectionCreate(provider="stripe", name="acct", credentials={"api_key": "sk_test_x"})
     return create_connection(store, settings, TENANT, request)
 
 
 @pytest.fixture
-def engine(store: Store, settings: Settings) -> PullEngine:
+def engine(store: Store, settings: ApiSettings) -> PullEngine:
     return PullEngine(store, settings, httpx.Client(), yield_margin_seconds=0)
 
 
@@ -260,7 +260,7 @@ def test_one_subscription_runs_one_pull_at_a_time(
 
 
 def test_a_pull_whose_worker_died_times_out_and_the_next_one_runs(
-    store: Store, settings: Settings, upstream: ListApi, connection: StoredConnection
+    store: Store, settings: ApiSettings, upstream: ListApi, connection: StoredConnection
 ) -> None:
     upstream.put("a")
     subscription_id = _subscribe(store, connection)
@@ -299,7 +299,7 @@ def test_the_schedule_starts_only_due_subscriptions(
 
 
 def test_the_writes_of_an_unchanged_scan_do_not_grow_with_the_collection(
-    engine: PullEngine, store: Store, settings: Settings, upstream: ListApi, connection: StoredConnection
+    engine: PullEngine, store: Store, settings: ApiSettings, upstream: ListApi, connection: StoredConnection
 ) -> None:
     writes = []
     subscription_id = _subscribe(store, connection)
@@ -321,7 +321,7 @@ def test_the_writes_of_an_unchanged_scan_do_not_grow_with_the_collection(
 
 def test_a_pull_whose_subscription_is_deleted_mid_scan_ends_in_error(
     store: Store,
-    settings: Settings,
+    settings: ApiSettings,
     upstream: ListApi,
     connection: StoredConnection,
     monkeypatch: pytest.MonkeyPatch,

@@ -19,7 +19,7 @@ from pullbridge.pulls.engine import PullEngine
 from pullbridge.pulls.models import SubscriptionCreate
 from pullbridge.pulls.records import load_pull
 from pullbridge.pulls.service import create_subscription, trigger_pull
-from pullbridge.settings import Settings
+from pullbridge.settings import ApiSettings
 from pullbridge.storage import Store
 from tests.integration.test_pull_engine import TENANT, ListApi
 
@@ -47,7 +47,7 @@ def _replay(events: list[dict[str, Any]], start: dict[str, Any]) -> dict[str, An
 
 @pytest.mark.parametrize("backfill", [True, False], ids=["backfill", "baseline"])
 def test_replaying_pull_events_rebuilds_upstream_after_every_complete_scan(
-    store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch, backfill: bool
+    store: Store, settings: ApiSettings, monkeypatch: pytest.MonkeyPatch, backfill: bool
 ) -> None:
     @hypothesis_settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
     @given(steps=operations, initial=st.sets(record_ids, max_size=5))

@@ -98,6 +98,3 @@ SettingsT = TypeVar("SettingsT", bound=StorageSettings)
 def load_settings(kind: type[SettingsT]) -> SettingsT:
     """The function's settings from its environment; called once, at cold start."""
     return kind.from_environ(os.environ)
-
-
-Settings = OutboundSettings  # TEMPORARY: until pulls/engine.py and the benches name their settings

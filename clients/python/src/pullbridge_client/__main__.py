@@ -13,7 +13,9 @@ def main() -> None:
     except ModuleNotFoundError as exc:
         if exc.name != "click":
             raise
-        sys.stderr.write("pullbridge: the command needs the [cli] extra: pip install 'pullbridge-client[cli]'\n")
+        sys.stderr.write(
+            "pullbridge: the command needs the [cli] extra: pip install 'pullbridge-client[cli]'\n"
+        )
         raise SystemExit(1) from exc
     cli_main()
 

@@ -39,7 +39,7 @@ from pullbridge.pulls.records import (
 )
 from pullbridge.pulls.service import LEASE_SECONDS, new_pull
 from pullbridge.pulls.stats import PullStats
-from pullbridge.settings import Settings
+from pullbridge.settings import OutboundSettings
 from pullbridge.storage import EventDraft, SnapshotChange, Store
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ class PullEngine:
     def __init__(
         self,
         store: Store,
-        settings: Settings,
+        settings: OutboundSettings,
         http_client: httpx.Client,
         *,
         clock: Callable[[], float] = time.time,
