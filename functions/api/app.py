@@ -35,9 +35,9 @@ from pullbridge.models import (
     EventPage,
     EventSource,
     Health,
-    ProviderName,
 )
 from pullbridge.openapi import document, responses
+from pullbridge.providers import ProviderName
 from pullbridge.pulls import service as pulls
 from pullbridge.pulls.models import (
     Pull,

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from pullbridge.providers import ProviderName as ProviderName  # noqa: PLC0414 - the API imports it from here
+from pullbridge.providers import ProviderName
 
 EventSource = Literal["webhook", "pull"]
 EventAction = Literal["created", "updated", "deleted"]
