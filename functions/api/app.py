@@ -16,6 +16,29 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pullbridge import connections as connection_service
 from pullbridge.auth import authenticate
+from pullbridge.consumers import delivery as consumer_leases
+from pullbridge.consumers import service as consumer_service
+from pullbridge.consumers.models import (
+    AckRequest,
+    AckResult,
+    Consumer,
+    ConsumerCreate,
+    ConsumerPage,
+    ConsumerUpdate,
+    DeadLetterPage,
+    ExtendRequest,
+    ExtendResult,
+    NackRequest,
+    NackResult,
+    ReceiveRequest,
+    ReceiveResult,
+    RedriveRequest,
+    RedriveResult,
+    SeekRequest,
+    TermRequest,
+    TermResult,
+)
+from pullbridge.consumers.records import find_consumer
 from pullbridge.cursors import CursorCodec
 from pullbridge.events import EventFilters, EventReader
 from pullbridge.http import (
@@ -57,6 +80,7 @@ store = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
 codec = CursorCodec(settings.cursor_key(lambda arn: parameters.get_secret(arn, max_age=3600)))
 reader = EventReader(store, codec, write_deadline_seconds=settings.write_deadline_seconds)
 launcher = PullLauncher(settings.puller_function_name)
+consumers = consumer_leases.Consumers(store, codec, reader)
 PUBLIC_ROUTES = frozenset({"/health"})
 
 
@@ -268,6 +292,145 @@ def list_pulls(
 )
 def get_pull(pull_id: Annotated[str, Path(max_length=64)]) -> Pull:
     return pulls.get_pull(store, _tenant(), pull_id).public()
+
+
+# --- consumers: every route takes the consumer's id or its name ---------------------------------------
+
+ConsumerRef = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@app.post("/consumers", summary="Create a consumer", responses=responses(201, "Created", 404, 409, 413))
+def create_consumer(request: Annotated[ConsumerCreate, Body()]) -> Response[Consumer]:
+    consumer = consumer_service.create_consumer(consumers, _tenant(), request)
+    return Response(status_code=201, body=consumer, content_type=content_types.APPLICATION_JSON)
+
+
+@app.get("/consumers", summary="Consumers, newest first", responses=responses(200, "A page", 410))
+def list_consumers(
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> ConsumerPage:
+    return consumer_service.list_consumers(consumers, _tenant(), cursor=cursor, limit=limit)
+
+
+@app.get(
+    "/consumers/<consumer>",
+    summary="One consumer, with its pending, ack-pending and dead counts and its lag",
+    responses=responses(200, "The consumer", 404),
+)
+def get_consumer(consumer: ConsumerRef) -> Consumer:
+    return consumer_service.get_consumer(consumers, _tenant(), consumer)
+
+
+@app.patch(
+    "/consumers/<consumer>",
+    summary="Change ack_wait_seconds, max_deliveries or max_ack_pending",
+    responses=responses(200, "The consumer", 404, 409, 413),
+)
+def update_consumer(consumer: ConsumerRef, request: Annotated[ConsumerUpdate, Body()]) -> Consumer:
+    return consumer_service.update_consumer(consumers, _tenant(), consumer, request)
+
+
+@app.delete(
+    "/consumers/<consumer>",
+    summary="Delete a consumer, its leases and its dead letters",
+    responses=responses(204, "Deleted", 404),
+)
+def delete_consumer(consumer: ConsumerRef) -> Response[str]:
+    consumer_service.delete_consumer(consumers, _tenant(), consumer)
+    return Response(status_code=204, body="")
+
+
+@app.post(
+    "/consumers/<consumer>/receive",
+    summary="Lease a batch of events; with wait, hold until one can be delivered",
+    responses=responses(200, "The deliveries (maybe none)", 404, 413),
+)
+def receive(consumer: ConsumerRef, request: Annotated[ReceiveRequest, Body()]) -> ReceiveResult:
+    found = find_consumer(store, _tenant(), consumer)
+    return consumer_leases.receive(consumers, found, request.max_batch_size, request.wait)
+
+
+@app.post(
+    "/consumers/<consumer>/ack",
+    summary="Settle leased events; an ack whose lease ran out first is reported in expired",
+    responses=responses(200, "What was acked", 404, 413),
+)
+def ack(consumer: ConsumerRef, request: Annotated[AckRequest, Body()]) -> AckResult:
+    return consumer_leases.ack(consumers, find_consumer(store, _tenant(), consumer), request.ack_ids)
+
+
+@app.post(
+    "/consumers/<consumer>/nack",
+    summary="Give leased events back, to be delivered again after delay_seconds",
+    responses=responses(200, "What was given back", 404, 413),
+)
+def nack(consumer: ConsumerRef, request: Annotated[NackRequest, Body()]) -> NackResult:
+    found = find_consumer(store, _tenant(), consumer)
+    return consumer_leases.nack(consumers, found, request.ack_ids, request.delay_seconds)
+
+
+@app.post(
+    "/consumers/<consumer>/extend",
+    summary="Extend leases to run until seconds from now (a heartbeat for long work)",
+    responses=responses(200, "What was extended", 404, 413),
+)
+def extend(consumer: ConsumerRef, request: Annotated[ExtendRequest, Body()]) -> ExtendResult:
+    found = find_consumer(store, _tenant(), consumer)
+    return consumer_leases.extend(consumers, found, request.ack_ids, request.seconds)
+
+
+@app.post(
+    "/consumers/<consumer>/term",
+    summary="Never deliver these again: they go to the dead letters",
+    responses=responses(200, "What was termed", 404, 413),
+)
+def term(consumer: ConsumerRef, request: Annotated[TermRequest, Body()]) -> TermResult:
+    found = find_consumer(store, _tenant(), consumer)
+    return consumer_leases.term(consumers, found, request.ack_ids, request.reason)
+
+
+@app.get(
+    "/consumers/<consumer>/dead-letters",
+    summary="Dead letters, oldest event first, with their delivery count and reason",
+    responses=responses(200, "A page", 404),
+)
+def list_dead_letters(
+    consumer: ConsumerRef,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> DeadLetterPage:
+    return consumer_service.list_dead_letters(consumers, _tenant(), consumer, cursor=cursor, limit=limit)
+
+
+@app.post(
+    "/consumers/<consumer>/dead-letters/redrive",
+    summary="Put dead letters back into rotation",
+    responses=responses(200, "How many went back, and how many are still dead", 404, 413),
+)
+def redrive(consumer: ConsumerRef, request: Annotated[RedriveRequest, Body()]) -> RedriveResult:
+    return consumer_service.redrive(consumers, _tenant(), consumer, request)
+
+
+@app.delete(
+    "/consumers/<consumer>/dead-letters/<event_id>",
+    summary="Discard one dead letter",
+    responses=responses(204, "Discarded", 404),
+)
+def discard_dead_letter(
+    consumer: ConsumerRef, event_id: Annotated[str, Path(max_length=64)]
+) -> Response[str]:
+    consumer_service.discard_dead_letter(consumers, _tenant(), consumer, event_id)
+    return Response(status_code=204, body="")
+
+
+@app.post(
+    "/consumers/<consumer>/seek",
+    summary="Move the position (a cursor, a time, or the log's end); what is in flight is dropped",
+    responses=responses(200, "The consumer", 404, 413),
+)
+def seek(consumer: ConsumerRef, request: Annotated[SeekRequest, Body()]) -> Consumer:
+    return consumer_service.seek(consumers, _tenant(), consumer, request)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

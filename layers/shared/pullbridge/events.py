@@ -18,7 +18,7 @@ from pullbridge.clock import Clock, system_clock
 from pullbridge.cursors import Cursor, CursorCodec, scope_of
 from pullbridge.errors import Gone, InvalidCursor, NotFound
 from pullbridge.ids import event_position
-from pullbridge.storage import Store
+from pullbridge.storage import LoggedEvent, Store
 
 # How often a long poll probes the log head. The budget is 60 read units a minute for one client
 # waiting on an idle tenant with `wait=20`, so 3 requests a minute. Each request costs the API key's
@@ -98,7 +98,8 @@ class EventReader:
                 )
         deadline = self._clock() + wait
         while True:
-            events, new_position, new_at, has_more = self._collect(tenant_id, filters, position, at, limit)
+            logged, new_position, new_at, has_more = self.collect(tenant_id, filters, position, at, limit)
+            events = [entry.document for entry in logged]
             moved = new_position != position
             position, at = new_position, new_at
             if events or has_more or self._clock() >= deadline:
@@ -111,10 +112,13 @@ class EventReader:
             next_cursor = self._codec.encode(Cursor(tenant_id, scope, position, at))
         return EventPage(data=events, next_cursor=next_cursor, has_more=has_more)
 
-    def _collect(
+    def collect(
         self, tenant_id: str, filters: EventFilters, position: int, at: float, limit: int
-    ) -> tuple[list[dict[str, Any]], int, float, bool]:
-        collected: list[dict[str, Any]] = []
+    ) -> tuple[list[LoggedEvent], int, float, bool]:
+        """Up to `limit` matching events after `position` in the filters' log, each with its position
+        there; the position read up to (never past an unresolved one) and its time; whether more may
+        follow. Consumers read the log through this too: there is one way to find the next event."""
+        collected: list[LoggedEvent] = []
         budget = FILTERED_SCAN_BUDGET if filters.needs_scan else limit + 1
         while budget > 0:
             read = self._store.read_log(tenant_id, filters.connection_id, position, min(budget, limit + 1))
@@ -123,7 +127,7 @@ class EventReader:
                 if filters.matches(logged.document):
                     if len(collected) == limit:
                         return collected, position, at, True
-                    collected.append(logged.document)
+                    collected.append(logged)
                 position, at = logged.position, _epoch(logged.document["received_at"])
             position = read.position
             if read.exhausted:

@@ -7,6 +7,7 @@ One module per thing stored, each a part of `Store` (which is nothing but their 
   decisions in `planning`;
 - `control`: control records (API keys, tenants, connections, subscriptions, pulls);
 - `snapshots`: the full-scan snapshot; `blobs`: bytes larger than an item;
+- `consumers`: a consumer's head, in-flight events and dead letters;
 - `client`: the DynamoDB client, and the one place botocore's failures become `StorageUnavailable`;
 - `attributes`: attribute values and the documents items carry; `model`: what callers pass and get.
 
@@ -22,7 +23,11 @@ from pullbridge.storage.model import (
     AppendResult,
     ConnectionChanged,
     ConnectionGuard,
+    ConsumerHead,
+    ConsumerState,
+    DeadLetterRow,
     EventDraft,
+    InFlight,
     LoggedEvent,
     LogRead,
     LogRow,
@@ -35,7 +40,11 @@ __all__ = [
     "AppendResult",
     "ConnectionChanged",
     "ConnectionGuard",
+    "ConsumerHead",
+    "ConsumerState",
+    "DeadLetterRow",
     "EventDraft",
+    "InFlight",
     "LogRead",
     "LogRow",
     "LoggedEvent",

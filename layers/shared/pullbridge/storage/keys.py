@@ -5,6 +5,10 @@ EventsTable (pk S, sk N)
     T#<tenant>, <seq>             the tenant log: one row per position (an event or a tombstone)
     T#<tenant>#C#<conn>, <cseq>   the connection log: the same events, positioned per connection
     W#<conn>#<delivery>, 0        the dedupe claim of one provider delivery
+    T#<tenant>#K#<consumer>, 0    a consumer's head: its position, version, pending count, limits
+    T#<tenant>#K#<consumer>, <seq>    one event the consumer holds in flight, by its tenant position
+    T#<tenant>#K#<consumer>#D, 0      the consumer's dead-letter count
+    T#<tenant>#K#<consumer>#D, <seq>  one dead letter, with a copy of its event
 
 ControlTable (pk S, sk S; GSI by_tenant on gsi1pk/gsi1sk, sparse GSI by_due on gsi2pk/gsi2sk)
     KEY#<sha256 of api key>, KEY           an API key's tenant       (by_tenant: T#<tenant>#KEY)
@@ -14,6 +18,8 @@ ControlTable (pk S, sk S; GSI by_tenant on gsi1pk/gsi1sk, sparse GSI by_due on g
     SUBKEY#<conn>#<collection>, SUBKEY     one subscription per connection and collection
     PULL#<id>, PULL | <blob>#<n>           a pull record, and its blobs  (by_tenant: T#<tenant>#PULL)
     SNAP#<conn>#<collection>, <record id>  the full-scan snapshot of one record
+    CONSUMER#<id>, CONSUMER                a consumer                (by_tenant: T#<tenant>#CONSUMER)
+    CONSUMERNAME#<tenant>#<name>, CONSUMERNAME  a consumer's name, unique in its tenant
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ CONNECTION_SK = "CONN"
 SUBSCRIPTION_SK = "SUB"
 SUBSCRIPTION_UNIQUENESS_SK = "SUBKEY"
 PULL_SK = "PULL"
+CONSUMER_SK = "CONSUMER"
+CONSUMER_NAME_SK = "CONSUMERNAME"
 HEALTH_KEY = ("HEALTH", "HEALTH")
 """A control key that never exists: readiness reads it."""
 
@@ -65,6 +73,14 @@ def connection_log(tenant_id: str, connection_id: str) -> str:
 
 def dedupe_key(connection_id: str, delivery_id: str) -> str:
     return f"W#{connection_id}#{key_part(delivery_id)}"
+
+
+def consumer_partition(tenant_id: str, consumer_id: str) -> str:
+    return f"T#{tenant_id}#K#{consumer_id}"
+
+
+def dead_letter_partition(tenant_id: str, consumer_id: str) -> str:
+    return f"T#{tenant_id}#K#{consumer_id}#D"
 
 
 # --- ControlTable --------------------------------------------------------------------------------------
@@ -108,6 +124,18 @@ def pull_pk(pull_id: str) -> str:
 
 def pulls_index(tenant_id: str) -> str:
     return f"T#{tenant_id}#PULL"
+
+
+def consumer_pk(consumer_id: str) -> str:
+    return f"CONSUMER#{consumer_id}"
+
+
+def consumers_index(tenant_id: str) -> str:
+    return f"T#{tenant_id}#CONSUMER"
+
+
+def consumer_name_pk(tenant_id: str, name: str) -> str:
+    return f"CONSUMERNAME#{tenant_id}#{name}"
 
 
 def snapshot_partition(connection_id: str, collection: str) -> str:

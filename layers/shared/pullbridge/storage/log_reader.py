@@ -123,6 +123,25 @@ class LogReader(StoreCore):
             )
         return num(response.get("Item", {}), "seq")
 
+    def received_at_or_after(
+        self, tenant_id: str, connection_id: str | None, position: int
+    ) -> tuple[int, str] | None:
+        """The first event row at or after `position` in a log: its position and `received_at`; None
+        past the last. Ten rows at most: tombstones between events are rare and short."""
+        log_key = tenant_log(tenant_id) if connection_id is None else connection_log(tenant_id, connection_id)
+        with storage_errors():
+            response = self._client.query(
+                TableName=self._events_table,
+                KeyConditionExpression="pk = :pk AND sk >= :from",
+                ExpressionAttributeValues={":pk": s(log_key), ":from": n(max(position, HEAD_POSITION + 1))},
+                ConsistentRead=True,
+                Limit=10,
+            )
+        for item in response.get("Items", []):
+            if (text(item, "kind") or "event") == "event":
+                return num(item, "sk"), str(decode_document(item)["received_at"])
+        return None
+
     def get_event(self, tenant_id: str, position: int) -> dict[str, Any] | None:
         with storage_errors():
             item = self._client.get_item(

@@ -77,3 +77,53 @@ class LogRow:
     prev_at_ms: int
     expires_at: int
     item: Item
+
+
+# --- consumers --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """One event a consumer has taken from the log and not yet settled (acked or dead-lettered)."""
+
+    position: int
+    """Its position in the tenant log, which its event id carries: the item's key."""
+    scope_position: int
+    """Its position in the log the consumer reads (the tenant log, or its connection's log)."""
+    event_id: str
+    record_key: str | None
+    state: str
+    """"leased" (out with a worker until `due_at`) or "waiting" (may go out at `due_at`)."""
+    due_at: float
+    delivery_count: int
+    lease_seq: int
+    """Bumped by every lease and every nack: an ack id names one, so a stale one never settles it."""
+    expires_at: int
+    """When its event leaves the log (retention): the item goes with it."""
+    received_at: float
+    """When its event was received: the age of the oldest event not yet delivered is the consumer's lag."""
+
+
+@dataclass(frozen=True)
+class ConsumerHead:
+    """Where a consumer is in its log. `version` orders every move of the position."""
+
+    position: int
+    version: int
+    counted_to: int
+    """`pending` counts the matching events in (`position`, `counted_to`]."""
+    pending: int
+
+
+@dataclass(frozen=True)
+class ConsumerState:
+    head: ConsumerHead
+    in_flight: list[InFlight]
+
+
+@dataclass(frozen=True)
+class DeadLetterRow:
+    item: InFlight
+    reason: str
+    dead_at: float
+    event: dict[str, Any]

@@ -4,11 +4,13 @@ per thing stored. New kinds of records get a module (and a part) of their own, n
 from __future__ import annotations
 
 from pullbridge.storage.blobs import Blobs
+from pullbridge.storage.consumers import ConsumerStore
 from pullbridge.storage.control import ControlRecords
 from pullbridge.storage.log_reader import LogReader
 from pullbridge.storage.log_writer import LogWriter
 from pullbridge.storage.snapshots import Snapshots
 
 
-class Store(LogWriter, LogReader, ControlRecords, Snapshots, Blobs):
-    """The event log, control records, snapshots and blobs, sharing one client, its tables and a clock."""
+class Store(LogWriter, LogReader, ControlRecords, Snapshots, Blobs, ConsumerStore):
+    """The event log, control records, snapshots, blobs and consumers' state, sharing one client, its
+    tables and a clock."""

@@ -1,0 +1,369 @@
+"""Receive, ack, nack, extend and term: the consumer's leases (docs/architecture.md, "Consumers").
+
+A receive reads the consumer's state (head and in-flight events, one query), asks `planning` what to
+deliver, then commits it under conditions: new events are taken from the log by moving the head from
+the version that was read (so two receives never take the same event), and each redelivery is leased
+only at the `lease_seq` that was read (so no two workers hold one lease).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from pullbridge.clock import Clock, system_clock, to_iso
+from pullbridge.consumers import planning
+from pullbridge.consumers.ack_ids import AckId, decode_ack_ids, encode_ack_id
+from pullbridge.consumers.models import (
+    AckResult,
+    Delivery,
+    ExtendResult,
+    NackResult,
+    ReceiveResult,
+    TermResult,
+)
+from pullbridge.consumers.records import StoredConsumer, not_found
+from pullbridge.cursors import CursorCodec
+from pullbridge.errors import StorageUnavailable
+from pullbridge.events import POLL_INTERVAL_SECONDS, EventReader
+from pullbridge.ids import event_position
+from pullbridge.models import Event
+from pullbridge.storage import ConsumerHead, ConsumerState, DeadLetterRow, InFlight, LoggedEvent, Store
+
+MAX_RECEIVE_ATTEMPTS = 12
+"""Receives racing for one consumer's head retry; each loss means another receive took events."""
+CLAIMS_PER_TRANSACTION = 99
+
+
+@dataclass
+class Consumers:
+    """What the consumer operations share: the store, the cursor codec (ack ids), the log's reader."""
+
+    store: Store
+    codec: CursorCodec
+    reader: EventReader
+    clock: Clock = system_clock
+    sleep: Callable[[float], None] = time.sleep
+
+
+def receive(ctx: Consumers, consumer: StoredConsumer, max_batch_size: int, wait: float) -> ReceiveResult:
+    """Up to `max_batch_size` deliveries; with `wait`, held until one can be made or the wait ends."""
+    deadline = ctx.clock() + wait
+    while True:
+        deliveries, next_due = _receive_once(ctx, consumer, max_batch_size)
+        if deliveries or ctx.clock() >= deadline:
+            return ReceiveResult(data=deliveries)
+        _await_deliverable(ctx, consumer, next_due, deadline)
+
+
+def _receive_once(
+    ctx: Consumers, consumer: StoredConsumer, max_batch_size: int
+) -> tuple[list[Delivery], float | None]:
+    limits = consumer.limits(max_batch_size)
+    for attempt in range(MAX_RECEIVE_ATTEMPTS):
+        state = _state(ctx, consumer)
+        now = ctx.clock()
+        plan = planning.plan_redeliveries(state.in_flight, now, limits)
+        logged: list[LoggedEvent] = []
+        scanned_to = state.head.position
+        wanted = min(
+            planning.room_for_new(state.in_flight, limits) + len(plan.dead),
+            limits.max_batch_size - len(plan.redeliver),
+        )
+        if wanted > 0:
+            logged, scanned_to, _, _ = ctx.reader.collect(
+                consumer.tenant_id, consumer.event_filters, state.head.position, 0.0, wanted
+            )
+        new_events = [_new_event(entry) for entry in logged]
+        plan = planning.plan_new(
+            plan, state.in_flight, new_events, limits, position=state.head.position, scanned_to=scanned_to
+        )
+        taken = _take(ctx, consumer, state, plan, {entry.position: entry for entry in logged}, now)
+        if taken is None:
+            ctx.sleep(0.002 * (attempt + 1))  # another receive moved the head first: read again
+            continue
+        deliveries = taken + _redeliver(ctx, consumer, plan, now)
+        _bury(ctx, consumer, plan.dead, now)
+        next_due = min((item.due_at for item in state.in_flight if item.due_at > now), default=None)
+        return sorted(deliveries, key=lambda delivery: delivery.event.id), next_due
+    raise StorageUnavailable("the consumer is contended; retry", key="consumer_contended")
+
+
+def _state(ctx: Consumers, consumer: StoredConsumer, *, consistent: bool = True) -> ConsumerState:
+    state = ctx.store.read_consumer_state(consumer.tenant_id, consumer.id, consistent=consistent)
+    if state is None:
+        raise not_found(consumer.id)
+    return state
+
+
+def _new_event(entry: LoggedEvent) -> planning.NewEvent:
+    return planning.NewEvent(
+        position=_tenant_position(entry),
+        scope_position=entry.position,
+        event_id=entry.document["id"],
+        record_key=planning.record_key(entry.document),
+    )
+
+
+def _tenant_position(entry: LoggedEvent) -> int:
+    position = event_position(entry.document["id"])
+    return position if position is not None else entry.position
+
+
+def _take(
+    ctx: Consumers,
+    consumer: StoredConsumer,
+    state: ConsumerState,
+    plan: planning.ReceivePlan,
+    by_scope_position: dict[int, LoggedEvent],
+    now: float,
+) -> list[Delivery] | None:
+    """Takes the plan's new events from the log: the head moves over them in the same transactions that
+    hold them in flight. None when another receive moved the head first (nothing was taken)."""
+    if plan.new_position is None:
+        return []
+    lease_until = planning.lease_until(now, consumer.limits(1))
+    retention = ctx.store.retention_seconds
+    claims = [
+        _claim(by_scope_position[event.scope_position], "leased", lease_until, 1, retention)
+        for event in plan.deliver_new
+    ]
+    claims += [
+        _claim(by_scope_position[event.scope_position], "waiting", 0.0, 0, retention)
+        for event in plan.queue_new
+    ]
+    claims.sort(key=lambda claim: claim.scope_position)
+    head = state.head
+    delivered: list[Delivery] = []
+    chunks = [
+        claims[start : start + CLAIMS_PER_TRANSACTION]
+        for start in range(0, len(claims), CLAIMS_PER_TRANSACTION)
+    ] or [[]]
+    for index, chunk in enumerate(chunks):
+        last = index == len(chunks) - 1
+        position = plan.new_position if last else chunk[-1].scope_position
+        pending = planning.pending_after_take(
+            head.counted_to, head.pending, [claim.scope_position for claim in chunk]
+        )
+        moved = ConsumerHead(
+            position=position,
+            version=head.version + 1,
+            counted_to=max(head.counted_to, position),
+            pending=pending,
+        )
+        if not ctx.store.take_from_log(consumer.tenant_id, consumer.id, head, moved, chunk):
+            return None if index == 0 else delivered
+        head = moved
+        delivered += [
+            _delivery(ctx, consumer, claim, by_scope_position[claim.scope_position].document, now)
+            for claim in chunk
+            if claim.state == "leased"
+        ]
+    return delivered
+
+
+def _claim(
+    entry: LoggedEvent, state: str, due_at: float, delivery_count: int, retention_seconds: int
+) -> InFlight:
+    """A new event held in flight: leased (delivered now, its first lease) or waiting (queued, no lease
+    yet). Its item leaves with its event, at the end of retention."""
+    document = entry.document
+    received_at = _epoch(document["received_at"])
+    return InFlight(
+        position=_tenant_position(entry),
+        scope_position=entry.position,
+        event_id=document["id"],
+        record_key=planning.record_key(document),
+        state=state,
+        due_at=due_at,
+        delivery_count=delivery_count,
+        lease_seq=delivery_count,
+        expires_at=int(received_at) + retention_seconds,
+        received_at=received_at,
+    )
+
+
+def _redeliver(
+    ctx: Consumers, consumer: StoredConsumer, plan: planning.ReceivePlan, now: float
+) -> list[Delivery]:
+    if not plan.redeliver:
+        return []
+    lease_until = planning.lease_until(now, consumer.limits(1))
+    changes = [
+        (
+            item,
+            replace(
+                item,
+                state="leased",
+                due_at=lease_until,
+                delivery_count=item.delivery_count + 1,
+                lease_seq=item.lease_seq + 1,
+            ),
+        )
+        for item in plan.redeliver
+    ]
+    leased = ctx.store.relet(consumer.tenant_id, consumer.id, changes)
+    documents = ctx.store.events_at(consumer.tenant_id, [item.position for item in leased])
+    return [
+        _delivery(ctx, consumer, item, documents[item.position], now)
+        for item in leased
+        if item.position in documents
+    ]
+
+
+def _bury(
+    ctx: Consumers,
+    consumer: StoredConsumer,
+    items: Sequence[InFlight],
+    now: float,
+    reason: str = "max_deliveries",
+) -> int:
+    if not items:
+        return 0
+    documents = ctx.store.events_at(consumer.tenant_id, [item.position for item in items])
+    rows = [
+        DeadLetterRow(
+            item=item, reason=reason, dead_at=now, event=documents.get(item.position, {"id": item.event_id})
+        )
+        for item in items
+    ]
+    return len(
+        ctx.store.bury(
+            consumer.tenant_id, consumer.id, rows, leased_only_at=now if reason != "max_deliveries" else None
+        )
+    )
+
+
+def _delivery(
+    ctx: Consumers, consumer: StoredConsumer, item: InFlight, document: dict[str, object], now: float
+) -> Delivery:
+    return Delivery(
+        ack_id=encode_ack_id(
+            ctx.codec, consumer.tenant_id, consumer.id, AckId(item.position, item.lease_seq), now
+        ),
+        delivery_count=item.delivery_count,
+        lease_expires_at=to_iso(item.due_at),
+        event=Event.model_validate(document),
+    )
+
+
+def _await_deliverable(
+    ctx: Consumers, consumer: StoredConsumer, next_due: float | None, deadline: float
+) -> None:
+    """Hold until something may be deliverable: an in-flight event falls due (slept until exactly then,
+    so a redelivery goes out within a probe's time of its lease running out), or the log's head moves.
+    Probes are eventually consistent and cheap; only a consistent receive decides what is delivered."""
+    while (now := ctx.clock()) < deadline:
+        wake = min(deadline, now + POLL_INTERVAL_SECONDS, next_due if next_due is not None else deadline)
+        ctx.sleep(max(0.0, wake - now))
+        state = _state(ctx, consumer, consistent=False)
+        now = ctx.clock()
+        if any(item.due_at <= now for item in state.in_flight):
+            return
+        if (
+            ctx.store.log_head(consumer.tenant_id, consumer.event_filters.connection_id, consistent=False)
+            > state.head.position
+        ):
+            return
+        next_due = min((item.due_at for item in state.in_flight), default=None)
+
+
+# --- settling leases -------------------------------------------------------------------------------------
+
+
+def ack(ctx: Consumers, consumer: StoredConsumer, ack_ids: list[str]) -> AckResult:
+    held = _held(ctx, consumer, ack_ids)
+    outcome = ctx.store.settle(consumer.tenant_id, consumer.id, _unique(held.values()), now=ctx.clock())
+    # An ack of what is already settled (a second ack of the same id) is harmless: it counts as acked.
+    expired = [token for token, ack_id in held.items() if outcome[ack_id.position] == "expired"]
+    return AckResult(acked=len(held) - len(expired), expired=expired)
+
+
+def nack(ctx: Consumers, consumer: StoredConsumer, ack_ids: list[str], delay_seconds: int) -> NackResult:
+    now = ctx.clock()
+    changed, expired = _change(
+        ctx,
+        consumer,
+        ack_ids,
+        now,
+        lambda item: replace(item, state="waiting", due_at=now + delay_seconds, lease_seq=item.lease_seq + 1),
+    )
+    return NackResult(nacked=changed, expired=expired)
+
+
+def extend(ctx: Consumers, consumer: StoredConsumer, ack_ids: list[str], seconds: int) -> ExtendResult:
+    now = ctx.clock()
+    changed, expired = _change(ctx, consumer, ack_ids, now, lambda item: replace(item, due_at=now + seconds))
+    return ExtendResult(extended=changed, lease_expires_at=to_iso(now + seconds), expired=expired)
+
+
+def term(ctx: Consumers, consumer: StoredConsumer, ack_ids: list[str], reason: str) -> TermResult:
+    now = ctx.clock()
+    held = _held(ctx, consumer, ack_ids)
+    state = _state(ctx, consumer)
+    current = {item.position: item for item in state.in_flight}
+    live = [
+        current[a.position] for a in _unique_ids(held.values()) if _holds(current.get(a.position), a, now)
+    ]
+    documents = ctx.store.events_at(consumer.tenant_id, [item.position for item in live])
+    rows = [
+        DeadLetterRow(item, reason or "termed", now, documents.get(item.position, {"id": item.event_id}))
+        for item in live
+    ]
+    buried = {
+        row.item.position for row in ctx.store.bury(consumer.tenant_id, consumer.id, rows, leased_only_at=now)
+    }
+    expired = [token for token, ack_id in held.items() if ack_id.position not in buried]
+    return TermResult(termed=len(held) - len(expired), expired=expired)
+
+
+def _change(
+    ctx: Consumers,
+    consumer: StoredConsumer,
+    ack_ids: list[str],
+    now: float,
+    change: Callable[[InFlight], InFlight],
+) -> tuple[int, list[str]]:
+    held = _held(ctx, consumer, ack_ids)
+    current = {item.position: item for item in _state(ctx, consumer).in_flight}
+    afters = {
+        a.position: change(current[a.position])
+        for a in _unique_ids(held.values())
+        if _holds(current.get(a.position), a, now)
+    }
+    outcome = ctx.store.settle(
+        consumer.tenant_id, consumer.id, [(p, current[p].lease_seq) for p in afters], now=now, after=afters
+    )
+    expired = [
+        token
+        for token, ack_id in held.items()
+        if outcome.get(ack_id.position) != "done" or ack_id.position not in afters
+    ]
+    return len(held) - len(expired), expired
+
+
+def _holds(item: InFlight | None, ack_id: AckId, now: float) -> bool:
+    return (
+        item is not None
+        and item.lease_seq == ack_id.lease_seq
+        and item.state == "leased"
+        and item.due_at > now
+    )
+
+
+def _held(ctx: Consumers, consumer: StoredConsumer, tokens: list[str]) -> dict[str, AckId]:
+    return dict(zip(tokens, decode_ack_ids(ctx.codec, consumer.tenant_id, consumer.id, tokens), strict=True))
+
+
+def _unique(ack_ids: object) -> list[tuple[int, int]]:
+    return sorted({(ack_id.position, ack_id.lease_seq) for ack_id in ack_ids})  # type: ignore[attr-defined]
+
+
+def _unique_ids(ack_ids: object) -> list[AckId]:
+    return sorted(set(ack_ids), key=lambda ack_id: ack_id.position)  # type: ignore[call-overload]
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

@@ -1,0 +1,147 @@
+"""The pure decisions of a consumer: what a `receive` delivers, what becomes a dead letter, what waits.
+
+No I/O here: the service reads the consumer's state and the log, asks `plan_receive`, and the storage
+commits the plan with conditions that make it exclusive (docs/architecture.md, "Consumers").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pullbridge.storage.model import InFlight
+
+Ordering = Literal["record", "none"]
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event read from the log after the consumer's position, matching its filters."""
+
+    position: int
+    scope_position: int
+    event_id: str
+    record_key: str | None
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_batch_size: int
+    max_ack_pending: int
+    max_deliveries: int | None
+    ack_wait_seconds: float
+    ordering: Ordering
+
+
+@dataclass
+class ReceivePlan:
+    redeliver: list[InFlight] = field(default_factory=list)
+    """Due again (lease ran out, or nacked): leased anew, `delivery_count` + 1."""
+    dead: list[InFlight] = field(default_factory=list)
+    """Due again but delivered `max_deliveries` times: they leave the rotation."""
+    deliver_new: list[NewEvent] = field(default_factory=list)
+    """Taken from the log and leased now (first delivery)."""
+    queue_new: list[NewEvent] = field(default_factory=list)
+    """Taken from the log but held back behind an earlier event of the same record."""
+    new_position: int | None = None
+    """The consumer's scope position after what it took; None when it takes nothing new."""
+
+    @property
+    def delivers(self) -> int:
+        return len(self.redeliver) + len(self.deliver_new)
+
+
+def record_key(event: dict[str, Any]) -> str | None:
+    """Events of one upstream record share this key; events without a record id have none."""
+    record_id = event.get("record_id")
+    if not record_id:
+        return None
+    return f"{event.get('connection_id')}\x1f{event.get('collection')}\x1f{record_id}"
+
+
+def held_back(in_flight: Iterable[InFlight], ordering: Ordering) -> set[int]:
+    """Positions that may not go out yet: with `ordering: "record"`, every in-flight event of a record
+    but its earliest. Its successors wait until it is acked or dead."""
+    if ordering == "none":
+        return set()
+    earliest: dict[str, int] = {}
+    positions: list[tuple[str, int]] = []
+    for item in in_flight:
+        if item.record_key is not None:
+            positions.append((item.record_key, item.position))
+            earliest[item.record_key] = min(earliest.get(item.record_key, item.position), item.position)
+    return {position for key, position in positions if position != earliest[key]}
+
+
+def due(in_flight: Sequence[InFlight], now: float, ordering: Ordering) -> list[InFlight]:
+    """In-flight events that may go out now, oldest first."""
+    blocked = held_back(in_flight, ordering)
+    return sorted(
+        (item for item in in_flight if item.due_at <= now and item.position not in blocked),
+        key=lambda item: item.position,
+    )
+
+
+def room_for_new(in_flight: Sequence[InFlight], limits: Limits) -> int:
+    """How many more events the consumer may take from the log: `max_ack_pending` bounds its in-flight
+    state (leased or waiting), so that state, and each receive's read of it, stays bounded."""
+    return max(0, limits.max_ack_pending - len(in_flight))
+
+
+def plan_redeliveries(in_flight: Sequence[InFlight], now: float, limits: Limits) -> ReceivePlan:
+    plan = ReceivePlan()
+    for item in due(in_flight, now, limits.ordering):
+        if limits.max_deliveries is not None and item.delivery_count >= limits.max_deliveries:
+            plan.dead.append(item)
+        elif len(plan.redeliver) < limits.max_batch_size:
+            plan.redeliver.append(item)
+    return plan
+
+
+def plan_new(
+    plan: ReceivePlan,
+    in_flight: Sequence[InFlight],
+    new_events: Sequence[NewEvent],
+    limits: Limits,
+    *,
+    position: int,
+    scanned_to: int,
+) -> ReceivePlan:
+    """Takes new events in log order while there is room: each goes out now, or waits behind an earlier
+    in-flight event of its record (`ordering: "record"`).
+
+    `new_events` are every matching event the read found in (`position`, `scanned_to`]. The consumer's
+    position moves past the last event taken; when all were taken, to `scanned_to`, past the events that
+    did not match, so they are not read again."""
+    busy = {item.record_key for item in in_flight if item.record_key is not None} - {
+        item.record_key for item in plan.dead
+    }
+    if limits.ordering == "none":
+        busy = set()
+    room = room_for_new(in_flight, limits) + len(plan.dead)
+    for event in new_events:
+        if room == 0 or plan.delivers == limits.max_batch_size:
+            break
+        if event.record_key is not None and event.record_key in busy:
+            plan.queue_new.append(event)
+        else:
+            plan.deliver_new.append(event)
+            if limits.ordering == "record" and event.record_key is not None:
+                busy.add(event.record_key)
+        room -= 1
+        plan.new_position = event.scope_position
+    taken = len(plan.deliver_new) + len(plan.queue_new)
+    if taken == len(new_events) and scanned_to > position:
+        plan.new_position = scanned_to
+    return plan
+
+
+def lease_until(now: float, limits: Limits) -> float:
+    return now + limits.ack_wait_seconds
+
+
+def pending_after_take(counted_to: int, pending: int, taken_scope_positions: Iterable[int]) -> int:
+    """The exact count of matching events not yet taken, after a receive took some: those it took that
+    were counted leave the count; the count never includes positions past `counted_to`."""
+    return max(0, pending - sum(1 for position in taken_scope_positions if position <= counted_to))

@@ -1,0 +1,65 @@
+"""A consumer's record (its name, filters and limits) in the control table, found by id or by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from pullbridge.consumers.models import ID_PREFIX, ConsumerFilters, Ordering
+from pullbridge.consumers.planning import Limits
+from pullbridge.errors import NotFound
+from pullbridge.events import EventFilters
+from pullbridge.storage import Store, keys
+
+
+class StoredConsumer(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    tenant_id: str
+    name: str
+    filters: dict[str, Any]
+    ack_wait_seconds: int
+    max_deliveries: int | None
+    max_ack_pending: int
+    ordering: Ordering
+    created_at: str
+    updated_at: str
+    version: int = 1
+
+    @property
+    def event_filters(self) -> EventFilters:
+        return EventFilters(**self.filters)
+
+    def limits(self, max_batch_size: int) -> Limits:
+        return Limits(
+            max_batch_size=max_batch_size,
+            max_ack_pending=self.max_ack_pending,
+            max_deliveries=self.max_deliveries,
+            ack_wait_seconds=self.ack_wait_seconds,
+            ordering=self.ordering,
+        )
+
+    def public_filters(self) -> ConsumerFilters:
+        return ConsumerFilters(**self.filters)
+
+    def index_key(self) -> tuple[str, str]:
+        return keys.consumers_index(self.tenant_id), f"{self.created_at}#{self.id}"
+
+
+def not_found(reference: str) -> NotFound:
+    return NotFound(f"no consumer {reference}", key="consumer_not_found")
+
+
+def find_consumer(store: Store, tenant_id: str, reference: str) -> StoredConsumer:
+    """The tenant's consumer with this id or name; another tenant's is as unknown as a missing one."""
+    consumer_id = (
+        reference
+        if reference.startswith(f"{ID_PREFIX}_")
+        else store.consumer_id_by_name(tenant_id, reference)
+    )
+    document = store.get_control(keys.consumer_pk(consumer_id), keys.CONSUMER_SK) if consumer_id else None
+    if document is None or document.get("tenant_id") != tenant_id:
+        raise not_found(reference)
+    return StoredConsumer.model_validate(document)

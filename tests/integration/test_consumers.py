@@ -1,0 +1,295 @@
+"""Consumers on moto's DynamoDB, through the domain with a clock the tests move: leases, acks, nacks,
+extensions, terms, dead letters, redrive, seek, ordering and exact counts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pullbridge.connections import create_connection
+from pullbridge.consumers import delivery, service
+from pullbridge.consumers.delivery import Consumers
+from pullbridge.consumers.models import ConsumerCreate, ConsumerUpdate, Delivery, RedriveRequest, SeekRequest
+from pullbridge.consumers.records import find_consumer
+from pullbridge.cursors import CursorCodec
+from pullbridge.errors import Conflict, NotFound, ValidationFailed
+from pullbridge.events import EventFilters, EventReader
+from pullbridge.models import ConnectionCreate
+from pullbridge.settings import ApiSettings
+from pullbridge.storage import EventDraft, Store
+from tests.conftest import CURSOR_SECRET
+from tests.support import TEST_SECRET, labelled_event
+
+TENANT = "t_consumers"
+
+
+class Clock:
+    """Wall time plus an offset the test moves; sleeping moves it too."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def ctx(store: Store, clock: Clock) -> Consumers:
+    codec = CursorCodec(CURSOR_SECRET)
+    return Consumers(store, codec, EventReader(store, codec), clock=clock, sleep=clock.sleep)
+
+
+@pytest.fixture
+def write(store: Store, settings: ApiSettings) -> Callable[..., list[str]]:
+    connection = create_connection(
+        store,
+        settings,
+        TENANT,
+        ConnectionCreate(provider="standard", name="c", webhook_secrets=[TEST_SECRET]),
+    )
+
+    def append(*labels: str, record: str | None = None) -> list[str]:
+        drafts = []
+        for label in labels:
+            document = labelled_event(connection.id, label)
+            document["record_id"] = record if record is not None else label
+            drafts.append(EventDraft(connection.id, document, delivery_id=None))
+        return store.append(TENANT, connection.id, drafts).event_ids
+
+    return append
+
+
+def _create(ctx: Consumers, name: str = "workers", **fields: Any) -> str:
+    return service.create_consumer(ctx, TENANT, ConsumerCreate(name=name, **fields)).id
+
+
+def _receive(ctx: Consumers, name: str = "workers", batch: int = 10, wait: float = 0) -> list[Delivery]:
+    return delivery.receive(ctx, find_consumer(ctx.store, TENANT, name), batch, wait).data
+
+
+def _labels(deliveries: list[Delivery]) -> list[str]:
+    return [item.event.data["label"] for item in deliveries]
+
+
+def _ack(ctx: Consumers, deliveries: list[Delivery], name: str = "workers") -> Any:
+    return delivery.ack(ctx, find_consumer(ctx.store, TENANT, name), [item.ack_id for item in deliveries])
+
+
+def test_a_consumer_delivers_each_event_once_until_acked_and_counts_exactly(
+    ctx: Consumers, write: Callable[..., list[str]]
+) -> None:
+    write("a", "b", "c")
+    _create(ctx)
+    assert service.get_consumer(ctx, TENANT, "workers").num_pending == 3
+
+    first = _receive(ctx, batch=2)
+    assert _labels(first) == ["a", "b"]
+    assert [item.delivery_count for item in first] == [1, 1]
+    described = service.get_consumer(ctx, TENANT, "workers")
+    assert (described.num_pending, described.num_ack_pending, described.num_dead) == (1, 2, 0)
+
+    assert _labels(_receive(ctx, batch=10)) == ["c"]  # a second worker gets what is left, not a or b
+    assert _receive(ctx) == []
+    assert _ack(ctx, first).model_dump() == {"acked": 2, "expired": []}
+    described = service.get_consumer(ctx, TENANT, "workers")
+    assert (described.num_pending, described.num_ack_pending) == (0, 1)
+
+
+def test_events_written_later_are_counted_and_delivered(
+    ctx: Consumers, write: Callable[..., list[str]]
+) -> None:
+    _create(ctx)
+    assert service.get_consumer(ctx, TENANT, "workers").num_pending == 0
+    write("a", "b")
+    assert service.get_consumer(ctx, TENANT, "workers").num_pending == 2
+    write("c")
+    described = service.get_consumer(ctx, TENANT, "workers")
+    assert described.num_pending == 3
+    assert described.lag_seconds >= 0
+    assert _labels(_receive(ctx)) == ["a", "b", "c"]
+    assert service.get_consumer(ctx, TENANT, "workers").num_pending == 0
+
+
+def test_an_expired_lease_is_delivered_again_and_its_late_ack_is_reported_expired(
+    ctx: Consumers, clock: Clock, write: Callable[..., list[str]]
+) -> None:
+    write("a")
+    _create(ctx, ack_wait_seconds=30)
+    first = _receive(ctx)
+    clock.now += 31
+    again = _receive(ctx)
+    assert _labels(again) == ["a"]
+    assert again[0].delivery_count == 2
+    assert _ack(ctx, first).model_dump() == {"acked": 0, "expired": [first[0].ack_id]}
+    assert _ack(ctx, again).model_dump() == {"acked": 1, "expired": []}
+    assert _ack(ctx, again).model_dump() == {"acked": 1, "expired": []}  # twice is harmless
+    clock.now += 60
+    assert _receive(ctx) == []
+
+
+def test_nack_redelivers_at_once_or_after_its_delay(
+    ctx: Consumers, clock: Clock, write: Callable[..., list[str]]
+) -> None:
+    write("a", "b")
+    _create(ctx, ordering="none", ack_wait_seconds=300)
+    consumer = find_consumer(ctx.store, TENANT, "workers")
+    a, b = _receive(ctx)
+    assert delivery.nack(ctx, consumer, [a.ack_id], 0).nacked == 1
+    assert delivery.nack(ctx, consumer, [b.ack_id], 60).nacked == 1
+    assert _labels(_receive(ctx)) == ["a"]
+    clock.now += 61
+    again = _receive(ctx)
+    assert _labels(again) == ["b"]
+    assert again[0].delivery_count == 2
+    assert delivery.nack(ctx, consumer, [b.ack_id], 0).model_dump() == {"nacked": 0, "expired": [b.ack_id]}
+
+
+def test_extend_keeps_the_lease_and_the_delivery_count(
+    ctx: Consumers, clock: Clock, write: Callable[..., list[str]]
+) -> None:
+    write("a")
+    _create(ctx, ack_wait_seconds=10)
+    consumer = find_consumer(ctx.store, TENANT, "workers")
+    (leased,) = _receive(ctx)
+    clock.now += 8
+    assert delivery.extend(ctx, consumer, [leased.ack_id], 60).extended == 1
+    clock.now += 30
+    assert _receive(ctx) == []  # still leased: nobody else gets it
+    assert _ack(ctx, [leased]).acked == 1
+
+
+def test_max_deliveries_then_a_dead_letter_that_can_be_listed_redriven_and_discarded(
+    ctx: Consumers, clock: Clock, write: Callable[..., list[str]]
+) -> None:
+    (event_id,) = write("a")
+    _create(ctx, ack_wait_seconds=5, max_deliveries=2)
+    _receive(ctx)
+    clock.now += 6
+    assert [item.delivery_count for item in _receive(ctx)] == [2]
+    clock.now += 6
+    assert _receive(ctx) == []  # the third delivery would pass max_deliveries: it is buried instead
+    described = service.get_consumer(ctx, TENANT, "workers")
+    assert (described.num_dead, described.num_ack_pending, described.num_pending) == (1, 0, 0)
+    page = service.list_dead_letters(ctx, TENANT, "workers", cursor=None, limit=10)
+    assert [(row.event_id, row.delivery_count, row.reason) for row in page.data] == [
+        (event_id, 2, "max_deliveries")
+    ]
+    assert page.data[0].event is not None
+    assert page.data[0].event.data["label"] == "a"
+
+    redriven = service.redrive(ctx, TENANT, "workers", RedriveRequest(event_ids=[event_id]))
+    assert (redriven.redriven, redriven.remaining) == (1, 0)
+    back = _receive(ctx)
+    assert (_labels(back), back[0].delivery_count) == (["a"], 1)
+
+    consumer = find_consumer(ctx.store, TENANT, "workers")
+    assert delivery.term(ctx, consumer, [back[0].ack_id], "poison").termed == 1
+    rows = service.list_dead_letters(ctx, TENANT, "workers", cursor=None, limit=10).data
+    assert [row.reason for row in rows] == ["poison"]
+    service.discard_dead_letter(ctx, TENANT, "workers", event_id)
+    assert service.get_consumer(ctx, TENANT, "workers").num_dead == 0
+    with pytest.raises(NotFound):
+        service.discard_dead_letter(ctx, TENANT, "workers", event_id)
+
+
+def test_record_ordering_holds_a_records_next_event_until_the_previous_is_settled(
+    ctx: Consumers, write: Callable[..., list[str]]
+) -> None:
+    write("x1", record="x")
+    write("y1", record="y")
+    write("x2", record="x")
+    _create(ctx)
+    first = _receive(ctx)
+    assert _labels(first) == ["x1", "y1"]  # different records in parallel; x2 waits behind x1
+    assert service.get_consumer(ctx, TENANT, "workers").num_pending == 1
+    assert _receive(ctx) == []
+    _ack(ctx, [first[0]])
+    assert _labels(_receive(ctx)) == ["x2"]
+
+
+def test_ordering_none_delivers_a_records_events_in_parallel(
+    ctx: Consumers, write: Callable[..., list[str]]
+) -> None:
+    write("x1", "x2", record="x")
+    _create(ctx, ordering="none")
+    assert _labels(_receive(ctx)) == ["x1", "x2"]
+
+
+def test_max_ack_pending_bounds_what_is_in_flight(ctx: Consumers, write: Callable[..., list[str]]) -> None:
+    write("a", "b", "c")
+    _create(ctx, max_ack_pending=2)
+    assert _labels(_receive(ctx)) == ["a", "b"]
+    assert _receive(ctx) == []
+
+
+def test_seek_drops_what_is_in_flight_and_moves_the_position(
+    ctx: Consumers, write: Callable[..., list[str]]
+) -> None:
+    write("a", "b")
+    _create(ctx)
+    leased = _receive(ctx, batch=1)
+    described = service.seek(ctx, TENANT, "workers", SeekRequest(position="new"))
+    assert (described.num_pending, described.num_ack_pending) == (0, 0)
+    assert _ack(ctx, leased).acked == 1  # what the seek dropped is settled for good
+    write("c")
+    assert _labels(_receive(ctx)) == ["c"]
+    service.seek(ctx, TENANT, "workers", SeekRequest(position="all"))
+    assert _labels(_receive(ctx)) == ["a", "b", "c"]
+
+
+def test_start_new_and_start_from_a_cursor(ctx: Consumers, write: Callable[..., list[str]]) -> None:
+    write("a", "b")
+    _create(ctx, "from-new", start="new")
+    page = ctx.reader.list_events(TENANT, EventFilters(), cursor=None, limit=1)
+    _create(ctx, "from-cursor", start={"cursor": page.next_cursor})
+    write("c")
+    assert _labels(_receive(ctx, "from-new")) == ["c"]
+    assert _labels(_receive(ctx, "from-cursor")) == ["b", "c"]
+
+
+def test_filters_select_what_a_consumer_sees(ctx: Consumers, write: Callable[..., list[str]]) -> None:
+    write("a")
+    _create(ctx, "typed", filters={"type": "other.type"})
+    _create(ctx, "all-types", filters={"type": "test.written"})
+    assert _receive(ctx, "typed") == []
+    assert _labels(_receive(ctx, "all-types")) == ["a"]
+
+
+def test_a_name_is_unique_and_routes_take_the_id_or_the_name(ctx: Consumers) -> None:
+    consumer_id = _create(ctx)
+    with pytest.raises(Conflict):
+        _create(ctx)
+    assert service.get_consumer(ctx, TENANT, consumer_id).name == "workers"
+    assert (
+        service.update_consumer(ctx, TENANT, "workers", ConsumerUpdate(max_deliveries=None)).max_deliveries
+        is None
+    )
+    with pytest.raises(NotFound):
+        service.get_consumer(ctx, "t_other", consumer_id)
+    service.delete_consumer(ctx, TENANT, "workers")
+    with pytest.raises(NotFound):
+        service.get_consumer(ctx, TENANT, consumer_id)
+    assert _create(ctx) != consumer_id  # the name is free again
+
+
+def test_another_consumers_ack_id_is_refused(ctx: Consumers, write: Callable[..., list[str]]) -> None:
+    write("a")
+    _create(ctx, "one")
+    _create(ctx, "two")
+    leased = _receive(ctx, "one")
+    with pytest.raises(ValidationFailed) as refused:
+        _ack(ctx, leased, name="two")
+    assert refused.value.key == "invalid_ack_id"
+    assert _ack(ctx, leased, name="one").acked == 1
