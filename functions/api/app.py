@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime
 from functools import cache
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -59,6 +60,7 @@ from pullbridge.models import (
     EventSource,
     Health,
 )
+from pullbridge.observability import ConsumerMetrics
 from pullbridge.openapi import document, responses
 from pullbridge.providers import ProviderName
 from pullbridge.pulls import service as pulls
@@ -76,11 +78,14 @@ from pullbridge.storage import Store, dynamodb_client
 
 settings = load_settings(ApiSettings)
 logger = Logger()
+metrics = Metrics()
+# A request with nothing to count is normal, not worth a warning in every log.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 store = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
 codec = CursorCodec(settings.cursor_key(lambda arn: parameters.get_secret(arn, max_age=3600)))
 reader = EventReader(store, codec, write_deadline_seconds=settings.write_deadline_seconds)
 launcher = PullLauncher(settings.puller_function_name)
-consumers = consumer_leases.Consumers(store, codec, reader)
+consumers = consumer_leases.Consumers(store, codec, reader, observer=ConsumerMetrics(metrics))
 PUBLIC_ROUTES = frozenset({"/health"})
 
 
@@ -434,5 +439,6 @@ def seek(consumer: ConsumerRef, request: Annotated[SeekRequest, Body()]) -> Cons
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

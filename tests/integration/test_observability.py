@@ -147,9 +147,14 @@ def test_the_template_alarms_on_ingest_5xx_pull_errors_and_puller_failures(templ
         for resource in resources.values()
         if resource["Type"] == "AWS::CloudWatch::Alarm"
     }
-    assert {"IngestServerErrors", "PullsFailed", "Errors", "ApproximateNumberOfMessagesVisible"} <= set(
-        alarms
-    )
+    assert {
+        "IngestServerErrors",
+        "PullsFailed",
+        "Errors",
+        "ApproximateNumberOfMessagesVisible",
+        "ConsumerDeadLetters",
+    } <= set(alarms)
+    assert alarms["ConsumerDeadLetters"]["Dimensions"] == [{"Name": "service", "Value": "pullbridge"}]
     assert all(alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] for alarm in alarms.values())
     puller = resources["PullerFunction"]["Properties"]
     assert puller["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
@@ -173,3 +178,45 @@ def test_each_functions_routes_are_exactly_the_templates(
         for route in app._static_routes + app._dynamic_routes
     }
     assert served == _template_routes(template, function)
+
+
+def _api(api: ModuleType, api_key: str, method: str, path: str, body: Any = None) -> Any:
+    response = api.lambda_handler(
+        api_event("list_events.json", api_key, path=path, method=method, body=body), lambda_context()
+    )
+    return json.loads(response["body"]) if response.get("body") else None
+
+
+def _emf_blobs(output: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in output.splitlines() if '"_aws"' in line]
+
+
+def test_consumers_report_deliveries_dead_letters_and_lag_per_tenant(
+    api: ModuleType,
+    ingest: ModuleType,
+    api_key: str,
+    connection: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ingest.lambda_handler(standard_webhook_event(connection["id"], BODY), lambda_context())
+    _api(api, api_key, "POST", "/consumers", {"name": "billing"})
+    capsys.readouterr()
+    (delivery,) = _api(api, api_key, "POST", "/consumers/billing/receive", {})["data"]
+    assert _api(api, api_key, "POST", "/consumers/billing/term", {"ack_ids": [delivery["ack_id"]]})["termed"] == 1
+    _api(api, api_key, "GET", "/consumers/billing")
+    blobs = _emf_blobs(capsys.readouterr().out)
+
+    def values(name: str, **dimensions: str) -> list[float]:
+        return [
+            sum(blob[name]) if isinstance(blob[name], list) else blob[name]
+            for blob in blobs
+            if name in blob and all(blob.get(key) == value for key, value in dimensions.items())
+        ]
+
+    per_consumer = {"tenant_id": "t_alpha", "consumer": "billing"}
+    assert values("ConsumerDeliveries", **per_consumer) == [1.0]
+    assert values("ConsumerDeadLetters", **per_consumer) == [1.0]
+    assert values("ConsumerLag", **per_consumer)
+    alarmed = [blob for blob in blobs if "ConsumerDeadLetters" in blob and "tenant_id" not in blob]
+    assert [blob["ConsumerDeadLetters"] for blob in alarmed] in ([1.0], [[1.0]])
+    assert alarmed[0]["service"] == "pullbridge"

@@ -12,7 +12,8 @@ from aws_lambda_powertools.metrics import Metrics, MetricUnit, single_metric
 from pullbridge.errors import PullbridgeError
 from pullbridge.providers import get_provider
 
-if TYPE_CHECKING:  # the webhook path never loads the pull modules
+if TYPE_CHECKING:  # the webhook path never loads the pull or consumer modules
+    from pullbridge.consumers.records import StoredConsumer
     from pullbridge.pulls.records import StoredPull
 
 
@@ -45,3 +46,31 @@ def record_pull_finished(metrics: Metrics, pull: StoredPull) -> None:
         metrics.add_metric(
             name="EventsFoundOnlyByPulls", unit=MetricUnit.Count, value=pull.collected_events_count
         )
+
+
+class ConsumerMetrics:
+    """Per tenant and consumer: deliveries, redeliveries, dead letters and lag (the `ConsumerObserver`
+    of the API). New dead letters are also counted without those dimensions, for the alarm."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def delivered(self, consumer: StoredConsumer, *, first: int, again: int, dead: int) -> None:
+        for name, value in (
+            ("ConsumerDeliveries", first),
+            ("ConsumerRedeliveries", again),
+            ("ConsumerDeadLetters", dead),
+        ):
+            if value:
+                self._per_consumer(consumer, name, MetricUnit.Count, value)
+        if dead:
+            self._metrics.add_metric(name="ConsumerDeadLetters", unit=MetricUnit.Count, value=dead)
+
+    def described(self, consumer: StoredConsumer, *, pending: int, lag_seconds: float) -> None:
+        self._per_consumer(consumer, "ConsumerLag", MetricUnit.Seconds, lag_seconds)
+        self._per_consumer(consumer, "ConsumerPending", MetricUnit.Count, pending)
+
+    def _per_consumer(self, consumer: StoredConsumer, name: str, unit: MetricUnit, value: float) -> None:
+        with single_metric(name=name, unit=unit, value=value, namespace=self._metrics.namespace) as metric:
+            metric.add_dimension(name="tenant_id", value=consumer.tenant_id)
+            metric.add_dimension(name="consumer", value=consumer.name)

@@ -89,6 +89,7 @@ def finish(schema: dict[str, Any], public_paths: frozenset[str]) -> dict[str, An
 # fuzzers then follow a created connection into its own routes instead of guessing ids.
 _CONNECTION = "/connections/{connection_id}"
 _SUBSCRIPTION = "/external-event-subscriptions/{subscription_id}"
+_CONSUMER = "/consumers/{consumer}"
 _ONE_ID = "$response.body#/id"
 _FIRST_ID = "$response.body#/data/0/id"
 LINKS: list[tuple[str, str, str, str, str, dict[str, Any]]] = [
@@ -115,6 +116,32 @@ LINKS: list[tuple[str, str, str, str, str, dict[str, Any]]] = [
     ("post", _SUBSCRIPTION + "/pull", "202", "get", "/external-event-pulls/{pull_id}", {"pull_id": _ONE_ID}),
     ("get", "/external-event-pulls", "200", "get", "/external-event-pulls/{pull_id}", {"pull_id": _FIRST_ID}),
     ("get", "/events", "200", "get", "/events/{event_id}", {"event_id": _FIRST_ID}),
+    *[
+        ("post", "/consumers", "201", method, path, {"consumer": _ONE_ID})
+        for method, path in (
+            ("get", _CONSUMER),
+            ("patch", _CONSUMER),
+            ("delete", _CONSUMER),
+            *(
+                ("post", f"{_CONSUMER}/{action}")
+                for action in ("receive", "ack", "nack", "extend", "term", "seek")
+            ),
+            ("get", f"{_CONSUMER}/dead-letters"),
+            ("post", f"{_CONSUMER}/dead-letters/redrive"),
+        )
+    ],
+    ("get", "/consumers", "200", "get", _CONSUMER, {"consumer": _FIRST_ID}),
+    *[
+        (
+            "post",
+            f"{_CONSUMER}/receive",
+            "200",
+            "post",
+            f"{_CONSUMER}/{action}",
+            {"consumer": "$request.path.consumer"},
+        )
+        for action in ("ack", "nack", "extend", "term")
+    ],
 ]
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Protocol
 
 from pullbridge.clock import Clock, system_clock, to_iso
 from pullbridge.consumers import planning
@@ -37,6 +38,22 @@ MAX_RECEIVE_ATTEMPTS = 12
 CLAIMS_PER_TRANSACTION = 99
 
 
+class ConsumerObserver(Protocol):
+    """What the consumers report, for metrics (`pullbridge.observability.ConsumerMetrics`)."""
+
+    def delivered(self, consumer: StoredConsumer, *, first: int, again: int, dead: int) -> None: ...
+
+    def described(self, consumer: StoredConsumer, *, pending: int, lag_seconds: float) -> None: ...
+
+
+class _Unobserved:
+    def delivered(self, consumer: StoredConsumer, *, first: int, again: int, dead: int) -> None:
+        pass
+
+    def described(self, consumer: StoredConsumer, *, pending: int, lag_seconds: float) -> None:
+        pass
+
+
 @dataclass
 class Consumers:
     """What the consumer operations share: the store, the cursor codec (ack ids), the log's reader."""
@@ -46,6 +63,7 @@ class Consumers:
     reader: EventReader
     clock: Clock = system_clock
     sleep: Callable[[float], None] = time.sleep
+    observer: ConsumerObserver = field(default_factory=_Unobserved)
 
 
 def receive(ctx: Consumers, consumer: StoredConsumer, max_batch_size: int, wait: float) -> ReceiveResult:
@@ -84,8 +102,11 @@ def _receive_once(
         if taken is None:
             ctx.sleep(0.002 * (attempt + 1))  # another receive moved the head first: read again
             continue
-        deliveries = taken + _redeliver(ctx, consumer, plan, now)
-        _bury(ctx, consumer, plan.dead, now)
+        again = _redeliver(ctx, consumer, plan, now)
+        buried = _bury(ctx, consumer, plan.dead, now)
+        deliveries = taken + again
+        if deliveries or buried:
+            ctx.observer.delivered(consumer, first=len(taken), again=len(again), dead=buried)
         next_due = min((item.due_at for item in state.in_flight if item.due_at > now), default=None)
         return sorted(deliveries, key=lambda delivery: delivery.event.id), next_due
     raise StorageUnavailable("the consumer is contended; retry", key="consumer_contended")
@@ -315,6 +336,8 @@ def term(ctx: Consumers, consumer: StoredConsumer, ack_ids: list[str], reason: s
     buried = {
         row.item.position for row in ctx.store.bury(consumer.tenant_id, consumer.id, rows, leased_only_at=now)
     }
+    if buried:
+        ctx.observer.delivered(consumer, first=0, again=0, dead=len(buried))
     expired = [token for token, ack_id in held.items() if ack_id.position not in buried]
     return TermResult(termed=len(held) - len(expired), expired=expired)
 

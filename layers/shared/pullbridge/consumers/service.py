@@ -71,6 +71,7 @@ def describe(ctx: Consumers, consumer: StoredConsumer) -> Consumer:
     found = backlog(
         ctx.store, ctx.reader, consumer.tenant_id, consumer.id, consumer.event_filters, state, now
     )
+    ctx.observer.described(consumer, pending=found.num_pending, lag_seconds=found.lag_seconds)
     leased = [item for item in state.in_flight if item.state == "leased"]
     waiting = [item for item in state.in_flight if item.state == "waiting" and item.delivery_count > 0]
     return Consumer(
