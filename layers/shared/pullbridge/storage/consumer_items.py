@@ -1,0 +1,80 @@
+"""How a consumer's items look in DynamoDB: the head, one in-flight event, a dead letter's fields, and
+the consumer's control record. The one place these attributes are named."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from pullbridge.storage.attributes import Item, n, num, s, text
+from pullbridge.storage.keys import HEAD_POSITION
+from pullbridge.storage.model import ConsumerHead, InFlight
+
+
+def ms(seconds: float) -> float:
+    """Times to the millisecond, rounded down: a nack "due now" must not become due a moment later."""
+    return math.floor(seconds * 1000) / 1000
+
+
+def in_flight_item(partition: str, item: InFlight) -> Item:
+    entry: Item = {
+        "pk": s(partition),
+        "sk": n(item.position),
+        "spos": n(item.scope_position),
+        "id": s(item.event_id),
+        "state": s(item.state),
+        "due": n(ms(item.due_at)),
+        "dc": n(item.delivery_count),
+        "seq": n(item.lease_seq),
+        "expires_at": n(item.expires_at),
+        "at": n(round(item.received_at, 3)),
+    }
+    if item.record_key is not None:
+        entry["rk"] = s(item.record_key)
+    return entry
+
+
+def in_flight(item: Item) -> InFlight:
+    return InFlight(
+        position=num(item, "sk"),
+        scope_position=num(item, "spos"),
+        event_id=item["id"]["S"],
+        record_key=text(item, "rk"),
+        state=item["state"]["S"],
+        due_at=float(item["due"]["N"]),
+        delivery_count=num(item, "dc"),
+        lease_seq=num(item, "seq"),
+        expires_at=num(item, "expires_at"),
+        received_at=float(item.get("at", {}).get("N", "0")),
+    )
+
+
+def head_of(item: Item) -> ConsumerHead:
+    return ConsumerHead(
+        position=num(item, "pos"),
+        version=num(item, "ver"),
+        counted_to=num(item, "counted"),
+        pending=num(item, "pending"),
+    )
+
+
+def head_item(partition: str, head: ConsumerHead) -> Item:
+    return {
+        "pk": s(partition),
+        "sk": n(HEAD_POSITION),
+        "pos": n(head.position),
+        "ver": n(head.version),
+        "counted": n(head.counted_to),
+        "pending": n(head.pending),
+    }
+
+
+def control_item(pk: str, sk: str, document: Mapping[str, Any], index: tuple[str, str] | None) -> Item:
+    item: Item = {"pk": s(pk), "sk": s(sk), "doc": s(json.dumps(document, separators=(",", ":")))}
+    if index is not None:
+        item["gsi1pk"], item["gsi1sk"] = s(index[0]), s(index[1])
+    if "version" in document:
+        item["version"] = n(document["version"])
+    return item

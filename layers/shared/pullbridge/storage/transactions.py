@@ -1,0 +1,102 @@
+"""Transactions and batches over the events table, as the consumers' state uses them: chunks of at most
+100 actions, the actions a cancellation refused, and batch reads and deletes that finish their
+unprocessed keys."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pullbridge.errors import StorageUnavailable
+from pullbridge.storage.attributes import Item, n, s
+from pullbridge.storage.client import error_code, storage_error, storage_errors
+from pullbridge.storage.core import StoreCore
+
+MAX_TRANSACTION_ITEMS = 100
+MAX_CONFLICT_RETRIES = 4
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class Transactions(StoreCore):
+    def _batch_get(self, partition: str, positions: Sequence[int]) -> list[Item]:
+        found: list[Item] = []
+        for chunk in chunks(sorted(set(positions)), 100):
+            keys: list[Any] = [{"pk": s(partition), "sk": n(position)} for position in chunk]
+            while keys:
+                with storage_errors():
+                    response = self._client.batch_get_item(
+                        RequestItems={self._events_table: {"Keys": keys, "ConsistentRead": True}}
+                    )
+                found += response.get("Responses", {}).get(self._events_table, [])
+                unprocessed: Any = response.get("UnprocessedKeys", {}).get(self._events_table)
+                keys = list(unprocessed["Keys"]) if unprocessed else []
+        return found
+
+    def _delete_partition(self, partition: str) -> None:
+        request: dict[str, Any] = {
+            "TableName": self._events_table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": s(partition)},
+            "ProjectionExpression": "pk, sk",
+            "ConsistentRead": True,
+        }
+        while True:
+            with storage_errors():
+                response = self._client.query(**request)
+            for chunk in chunks(response.get("Items", []), 25):
+                pending: list[Any] = [
+                    {"DeleteRequest": {"Key": {"pk": item["pk"], "sk": item["sk"]}}} for item in chunk
+                ]
+                while pending:
+                    with storage_errors():
+                        answer = self._client.batch_write_item(RequestItems={self._events_table: pending})
+                    pending = list(answer.get("UnprocessedItems", {}).get(self._events_table, []))
+            if "LastEvaluatedKey" not in response:
+                return
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _transact_each(self, entries: Sequence[T], action: Callable[[T], Any]) -> list[T]:
+        """One transaction for all; when conditions refuse some, the others again without them (the
+        cancellation says which refused). Returns the entries whose action landed."""
+        remaining = list(entries)
+        conflicts = 0
+        while remaining:
+            refused = self._transact([action(entry) for entry in remaining])
+            if refused is None:
+                return remaining
+            if not refused:  # another transaction held one of the items: nothing landed, try again
+                conflicts += 1
+                if conflicts > MAX_CONFLICT_RETRIES:
+                    raise StorageUnavailable(
+                        "storage contended; retry later", data={"code": "TransactionConflict"}
+                    )
+                time.sleep(0.005 * 2**conflicts)
+                continue
+            remaining = [entry for index, entry in enumerate(remaining) if index not in refused]
+        return []
+
+    def _transact(self, actions: Sequence[Any], *, raise_on_cancel: bool = False) -> set[int] | None:
+        """None when the transaction landed. Else the indexes of the actions whose condition failed: empty
+        when it was cancelled for another reason (a conflicting transaction), and nothing landed."""
+        try:
+            self._client.transact_write_items(TransactItems=list(actions))
+        except ClientError as exc:
+            if error_code(exc) != "TransactionCanceledException" or raise_on_cancel:
+                raise storage_error(exc) from exc
+            codes = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+            if any(
+                code not in (None, "None", "ConditionalCheckFailed", "TransactionConflict") for code in codes
+            ):
+                raise storage_error(exc) from exc  # throttled, or a validation error: not ours to retry
+            return {index for index, code in enumerate(codes) if code == "ConditionalCheckFailed"}
+        except BotoCoreError as exc:
+            raise storage_error(exc) from exc
+        return None
