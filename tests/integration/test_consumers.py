@@ -293,3 +293,37 @@ def test_another_consumers_ack_id_is_refused(ctx: Consumers, write: Callable[...
         _ack(ctx, leased, name="two")
     assert refused.value.key == "invalid_ack_id"
     assert _ack(ctx, leased, name="one").acked == 1
+
+
+def test_a_waiting_receive_gets_a_redelivery_as_its_lease_runs_out(
+    ctx: Consumers, clock: Clock, write: Callable[..., list[str]]
+) -> None:
+    write("a")
+    _create(ctx, ack_wait_seconds=5)
+    _receive(ctx)
+    started = clock.now
+    again = _receive(ctx, wait=20)
+    assert _labels(again) == ["a"]
+    assert 4.99 <= clock.now - started <= 5.1  # slept until the lease's end, not a probe interval past it
+
+
+def test_a_waiting_receive_sees_new_events_and_does_not_spin_on_held_back_ones(
+    ctx: Consumers, clock: Clock, write: Callable[..., list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write("x1", "x2", record="x")
+    _create(ctx)
+    assert _labels(_receive(ctx)) == ["x1"]  # x2 waits behind x1
+    reads: list[bool] = []
+    original = ctx.store.read_consumer_state
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        reads.append(kwargs.get("consistent", True))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ctx.store, "read_consumer_state", counted)
+    started = clock.now
+    assert _receive(ctx, wait=6.5) == []
+    assert clock.now - started >= 6.5
+    assert len(reads) <= 12  # one probe per 0.65 s and the consistent reads around them, no spinning
+    write("y1", record="y")
+    assert _labels(_receive(ctx, wait=5)) == ["y1"]

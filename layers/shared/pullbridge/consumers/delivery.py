@@ -107,7 +107,7 @@ def _receive_once(
         deliveries = taken + again
         if deliveries or buried:
             ctx.observer.delivered(consumer, first=len(taken), again=len(again), dead=buried)
-        next_due = min((item.due_at for item in state.in_flight if item.due_at > now), default=None)
+        next_due = planning.next_due(state.in_flight, now, consumer.ordering)
         return sorted(deliveries, key=lambda delivery: delivery.event.id), next_due
     raise StorageUnavailable("the consumer is contended; retry", key="consumer_contended")
 
@@ -281,14 +281,14 @@ def _await_deliverable(
         ctx.sleep(max(0.0, wake - now))
         state = _state(ctx, consumer, consistent=False)
         now = ctx.clock()
-        if any(item.due_at <= now for item in state.in_flight):
+        if planning.due(state.in_flight, now, consumer.ordering):
             return
         if (
             ctx.store.log_head(consumer.tenant_id, consumer.event_filters.connection_id, consistent=False)
             > state.head.position
         ):
             return
-        next_due = min((item.due_at for item in state.in_flight), default=None)
+        next_due = planning.next_due(state.in_flight, now, consumer.ordering)
 
 
 # --- settling leases -------------------------------------------------------------------------------------

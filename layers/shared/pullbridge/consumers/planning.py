@@ -83,6 +83,16 @@ def due(in_flight: Sequence[InFlight], now: float, ordering: Ordering) -> list[I
     )
 
 
+def next_due(in_flight: Sequence[InFlight], now: float, ordering: Ordering) -> float | None:
+    """When the next in-flight event that is not held back falls due; None when none will by itself (an
+    event held behind its record waits for an ack, not for a time)."""
+    blocked = held_back(in_flight, ordering)
+    return min(
+        (item.due_at for item in in_flight if item.due_at > now and item.position not in blocked),
+        default=None,
+    )
+
+
 def room_for_new(in_flight: Sequence[InFlight], limits: Limits) -> int:
     """How many more events the consumer may take from the log: `max_ack_pending` bounds its in-flight
     state (leased or waiting), so that state, and each receive's read of it, stays bounded."""
