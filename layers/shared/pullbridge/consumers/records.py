@@ -52,14 +52,40 @@ def not_found(reference: str) -> NotFound:
     return NotFound(f"no consumer {reference}", key="consumer_not_found")
 
 
+# A name stands for one id until the consumer is deleted, so an instance remembers what names meant:
+# a worker's every receive and ack then reads only the record. A remembered id whose record is gone
+# (deleted, perhaps re-created under the same name) is looked up again.
+_ids_by_name: dict[tuple[str, str], str] = {}
+_MAX_REMEMBERED_NAMES = 10_000
+
+
 def find_consumer(store: Store, tenant_id: str, reference: str) -> StoredConsumer:
     """The tenant's consumer with this id or name; another tenant's is as unknown as a missing one."""
-    consumer_id = (
-        reference
-        if reference.startswith(f"{ID_PREFIX}_")
-        else store.consumer_id_by_name(tenant_id, reference)
-    )
-    document = store.get_control(keys.consumer_pk(consumer_id), keys.CONSUMER_SK) if consumer_id else None
-    if document is None or document.get("tenant_id") != tenant_id:
+    if reference.startswith(f"{ID_PREFIX}_"):
+        return _load(store, tenant_id, reference, reference)
+    remembered = _ids_by_name.get((tenant_id, reference))
+    if remembered is not None:
+        try:
+            return _load(store, tenant_id, remembered, reference)
+        except NotFound:
+            _ids_by_name.pop((tenant_id, reference), None)
+    consumer_id = store.consumer_id_by_name(tenant_id, reference)
+    if consumer_id is None:
+        raise not_found(reference)
+    consumer = _load(store, tenant_id, consumer_id, reference)
+    if len(_ids_by_name) >= _MAX_REMEMBERED_NAMES:
+        _ids_by_name.clear()
+    _ids_by_name[(tenant_id, reference)] = consumer_id
+    return consumer
+
+
+def _load(store: Store, tenant_id: str, consumer_id: str, reference: str) -> StoredConsumer:
+    document = store.get_control(keys.consumer_pk(consumer_id), keys.CONSUMER_SK)
+    by_name = not reference.startswith(f"{ID_PREFIX}_")
+    if (
+        document is None
+        or document.get("tenant_id") != tenant_id
+        or (by_name and document.get("name") != reference)
+    ):
         raise not_found(reference)
     return StoredConsumer.model_validate(document)
