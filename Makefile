@@ -1,7 +1,7 @@
 # pullbridge: every install, check and test step, from a clean clone with no Docker.
 #
 #   make dev          serve the whole stack on http://127.0.0.1:${PORT:-3000}
-#   make lint         ruff, ruff format, mypy, cfn-lint, sam validate --lint
+#   make lint         ruff, ruff format, mypy, xenon (complexity), cfn-lint, sam validate --lint
 #   make build        sam build (no container; needs python3.13, e.g. from pyenv)
 #   make unit | integration | e2e
 #   make test         lint + build + every test under coverage
@@ -21,6 +21,8 @@ SAM_CLI_VERSION ?= 1.170.0
 DYNALITE := node_modules/.bin/dynalite
 PYTEST_ARGS ?=
 NPM ?= npm
+# Every Python tree of the repository; a function above radon's rank C (cyclomatic complexity > 20) fails lint.
+COMPLEXITY_PATHS := functions layers local clients bench tests
 
 export SAM_CLI_TELEMETRY := 0
 # sam validate wants a region and credentials even though it talks to no AWS service.
@@ -35,10 +37,10 @@ help:
 # --- installs ----------------------------------------------------------------------------------
 
 # The stamp makes the venv re-install whenever the declared dependencies change.
-$(VENV_STAMP): pyproject.toml layers/shared/requirements.txt
+$(VENV_STAMP): pyproject.toml clients/python/pyproject.toml layers/shared/requirements.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[dev]' pytest-xdist
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev]' -e './clients/python[cli,admin]' pytest-xdist
 	touch $@
 
 $(VENV): $(VENV_STAMP)
@@ -72,6 +74,7 @@ lint: $(VENV_STAMP) $(SAM)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/xenon --max-absolute C $(COMPLEXITY_PATHS)
 	$(VENV)/bin/cfn-lint template.yaml
 	$(OFFLINE_AWS_ENV) $(SAM) validate --lint --region us-east-1 --template-file template.yaml
 
@@ -104,12 +107,12 @@ e2e: $(VENV_STAMP) $(DYNALITE)
 
 test: $(VENV_STAMP) lint build $(DYNALITE)
 	$(VENV)/bin/coverage erase
-	$(VENV)/bin/coverage run -m pytest tests $(PYTEST_ARGS)
+	$(VENV)/bin/coverage run -m pytest tests clients/python/tests $(PYTEST_ARGS)
 	$(VENV)/bin/coverage report
 
 # Not part of `make test`: the figures of docs/performance.md, one `name: value` line each on stdout.
 bench: $(VENV_STAMP)
-	@$(VENV)/bin/python -m tests.bench
+	@$(VENV)/bin/python -m bench
 
 clean:
 	rm -rf .aws-sam htmlcov .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache .hypothesis

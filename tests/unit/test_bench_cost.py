@@ -1,4 +1,4 @@
-"""The write-unit accounting of `make bench` (tests/bench/bench_cost.py): item sizes computed by hand
+"""The write-unit accounting of `make bench` (bench/bench_cost.py): item sizes computed by hand
 with DynamoDB's rules, the billing of each kind of write, and the meter on a real (moto) table."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from bench.bench_common import item_size, number_size, value_size
+from bench.bench_cost import ItemWrite, WriteUnitMeter, from_wire, webhook_body, write_units
 from pullbridge.storage import dynamodb_client
 from pullbridge_local.dynamodb import EmbeddedDynamoDB
-from tests.bench.bench_common import item_size, number_size, value_size
-from tests.bench.bench_cost import ItemWrite, WriteUnitMeter, from_wire, webhook_body, write_units
 
 
 @pytest.mark.parametrize(

@@ -7,27 +7,18 @@ time, so the API key's lookup and the log's consistent reads count as well as th
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
 
+from bench.bench_common import TENANT, Rig, figure, log, metered_read_units
 from pullbridge.auth import issue_api_key
 from pullbridge.connections import create_connection
 from pullbridge.events import POLL_INTERVAL_SECONDS
 from pullbridge.models import ConnectionCreate
-from tests.bench.bench_common import TENANT, Rig, figure, log, metered_read_units
-from tests.support import TEST_SECRET, api_event, lambda_context, standard_webhook_event
+from tests.integration.test_long_poll_cost import caught_up, list_events
+from tests.support import TEST_SECRET
 
 POLLS = 2
 WAIT_SECONDS = 20
-HISTORY = 3  # webhooks the tenant received before it went idle
-
-
-def _list_events(api: Any, key: str, query: dict[str, str]) -> dict[str, Any]:
-    response = api.lambda_handler(api_event("list_events.json", key, query=query), lambda_context())
-    assert response["statusCode"] == 200, response
-    page: dict[str, Any] = json.loads(response["body"])
-    return page
 
 
 def run(rig: Rig) -> None:
@@ -41,18 +32,13 @@ def run(rig: Rig) -> None:
         TENANT,
         ConnectionCreate(provider="standard", name="idle", webhook_secrets=[TEST_SECRET]),
     )
-    for n in range(HISTORY):
-        body = json.dumps({"type": "invoice.paid", "timestamp": "2026-11-24T00:00:00Z", "data": {"n": n}})
-        event = standard_webhook_event(connection.id, body, message_id=f"msg_idle_{n}_{time.time_ns()}")
-        response = ingest.lambda_handler(event, lambda_context())
-        assert response["statusCode"] == 200, response
-    cursor = _list_events(api, key, {})["next_cursor"]  # caught up: from here on the tenant is idle
+    cursor = caught_up(api, ingest, key, connection.id)  # one event, then idle
     log(f"{POLLS} idle long polls of wait={WAIT_SECONDS} (probe every {POLL_INTERVAL_SECONDS} s)")
     with metered_read_units(api.store._client) as meter:
         started = time.perf_counter()
         for _ in range(POLLS):
-            page = _list_events(api, key, {"wait": str(WAIT_SECONDS), "cursor": cursor})
-            assert (page["data"], page["next_cursor"]) == ([], cursor), page
+            status, page = list_events(api, key, wait=str(WAIT_SECONDS), cursor=cursor)
+            assert (status, page["data"], page["next_cursor"]) == (200, [], cursor), page
         elapsed = time.perf_counter() - started
     assert not meter.unpriced, f"reads the meter cannot price: {dict(meter.unpriced)}"
     log(f"idle polls: {elapsed:.1f} s; {meter.breakdown()}")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 
+from bench.bench_common import Rig, figure, log
 from pullbridge_local.server import LocalStack
-from tests.bench.bench_common import Rig, figure, log
 from tests.e2e.test_many_connections import exercise_many_connections, tenant_key
 
 CONNECTIONS = 10_000

@@ -6,7 +6,7 @@ connection. Counted: events committed, and per poller the events it skipped and 
 
 from __future__ import annotations
 
-from tests.bench.bench_common import CURSOR_SECRET, Rig, figure, log
+from bench.bench_common import CURSOR_SECRET, Rig, figure, log
 from tests.ordering_scenario import run_scenario
 
 DEADLINE_SECONDS = 0.4

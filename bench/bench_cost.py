@@ -36,10 +36,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.bench_common import Rig, figure, item_size, log, median
 from pullbridge.connections import create_connection
 from pullbridge.models import ConnectionCreate
 from pullbridge.storage import dynamodb_client
-from tests.bench.bench_common import Rig, figure, item_size, log, median
 from tests.support import TEST_SECRET, lambda_context, standard_webhook_event
 
 KB = 1024

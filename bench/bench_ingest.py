@@ -19,10 +19,7 @@ from typing import Any
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
 
-from pullbridge.connections import create_connection
-from pullbridge.models import ConnectionCreate
-from pullbridge.providers.standard import decode_secret
-from tests.bench.bench_common import (
+from bench.bench_common import (
     TENANT,
     WRITE_OPERATIONS,
     DynamoMeter,
@@ -32,6 +29,9 @@ from tests.bench.bench_common import (
     median,
     metered,
 )
+from pullbridge.connections import create_connection
+from pullbridge.models import ConnectionCreate
+from pullbridge.providers.standard import decode_secret
 from tests.support import TEST_SECRET, lambda_context, standard_webhook_event
 
 WARM_WEBHOOKS = 25

@@ -13,18 +13,17 @@ from typing import Any
 
 import httpx
 
+from bench.bench_common import Rig, figure, log, median, metered
+from bench.bench_scan_rss import GeneratedCustomers
 from pullbridge.connections import StoredConnection, create_connection
 from pullbridge.hashing import content_hash
 from pullbridge.models import ConnectionCreate
 from pullbridge.pulls.engine import PullEngine
-from pullbridge.pulls.models import SubscriptionCreate
 from pullbridge.pulls.records import StoredPull, load_pull, load_subscription, save_subscription
-from pullbridge.pulls.service import create_subscription, trigger_pull
-from pullbridge.settings import Settings
+from pullbridge.settings import OutboundSettings
 from pullbridge.storage import SnapshotChange, Store
-from tests.bench.bench_common import TENANT, Rig, figure, log, median, metered
-from tests.bench.bench_scan_rss import GeneratedCustomers
 from tests.fakes.provider_server import FakeProviderServer
+from tests.integration.test_pull_engine import TENANT, _scan, _subscribe
 from tests.paths import REPO_ROOT
 
 SCAN_RECORDS = 10_000
@@ -33,7 +32,9 @@ STRIPE_PAGE = 100
 REPEATS = 2
 
 
-def _connection(store: Store, settings: Settings, fake: FakeProviderServer | None) -> StoredConnection:
+def _connection(
+    store: Store, settings: OutboundSettings, fake: FakeProviderServer | None
+) -> StoredConnection:
     request = ConnectionCreate(
         provider="stripe",
         name="bench",
@@ -44,11 +45,6 @@ def _connection(store: Store, settings: Settings, fake: FakeProviderServer | Non
     return create_connection(store, settings, TENANT, request)
 
 
-def _subscribe(store: Store, connection: StoredConnection) -> str:
-    request = SubscriptionCreate(connection_id=connection.id, collection="customers", backfill=False)
-    return create_subscription(store, TENANT, request).id
-
-
 def _make_due(store: Store, subscription_id: str) -> None:
     """Set up (not measured): the subscription's next full scan is due now."""
     subscription = load_subscription(store, subscription_id)
@@ -57,18 +53,17 @@ def _make_due(store: Store, subscription_id: str) -> None:
     assert save_subscription(store, subscription, expected_version=subscription.version)
 
 
-def _scan(engine: PullEngine, store: Store, subscription_id: str, *, triggered: bool = False) -> StoredPull:
-    """Run one full scan to its end in this invocation: as the schedule starts it (`run_due`), or as
-    `POST .../pull` does (queue it, then the puller runs it)."""
-    if triggered:
-        trigger_pull(store, TENANT, subscription_id)
-        pull_id = engine.advance(subscription_id, deadline=time.time() + 600)
-    else:
-        [pull_id] = engine.run_due(deadline=time.time() + 600)
-    pull = load_pull(store, pull_id or "")
+def _succeeded(pull: StoredPull | None) -> StoredPull:
     assert pull is not None
     assert pull.status == "success", pull.error
     return pull
+
+
+def _scheduled_scan(engine: PullEngine, store: Store, subscription_id: str) -> StoredPull:
+    """Run one full scan to its end in this invocation, as the schedule starts it (`run_due`). The tests'
+    `_scan` runs it as `POST .../pull` does: queued, then run by the puller."""
+    [pull_id] = engine.run_due(deadline=time.time() + 600)
+    return _succeeded(load_pull(store, pull_id))
 
 
 def _raw_serve(fake: FakeProviderServer, client: httpx.Client) -> tuple[int, float]:
@@ -91,10 +86,10 @@ def run(rig: Rig) -> None:
     store = rig.store(settings)
     with FakeProviderServer() as fake, httpx.Client(timeout=30) as http_client:
         fake.dataset("stripe", "customers").seed(SCAN_RECORDS)
-        subscription_id = _subscribe(store, _connection(store, settings, fake))
+        subscription_id = _subscribe(store, _connection(store, settings, fake), backfill=False)
         engine = PullEngine(store, settings, http_client)
         # The first scan without backfill is the silent baseline: it writes the snapshot, batched
-        baseline = _scan(engine, store, subscription_id, triggered=True)
+        baseline = _succeeded(_scan(engine, store, subscription_id))
         log(f"baseline scan: {baseline.stats}")
         scan_seconds, raw_seconds = [], []
         requests = writes = 0
@@ -107,7 +102,7 @@ def run(rig: Rig) -> None:
             fake.reset_counters()
             with metered(store._client) as meter:
                 started = time.perf_counter()
-                pull = _scan(engine, store, subscription_id)
+                pull = _scheduled_scan(engine, store, subscription_id)
                 scan_seconds.append(time.perf_counter() - started)
             assert pull.stats["unchanged"] == SCAN_RECORDS, pull.stats
             assert pull.stats["records_seen"] == SCAN_RECORDS, pull.stats
@@ -121,7 +116,7 @@ def run(rig: Rig) -> None:
             )
         # The same scan started by `POST /external-event-subscriptions/{id}/pull`: the API queues it
         with metered(store._client) as meter:
-            _scan(engine, store, subscription_id, triggered=True)
+            _succeeded(_scan(engine, store, subscription_id))
         triggered_writes = meter.write_requests
     figure("scan_requests_ratio", requests / math.ceil(SCAN_RECORDS / STRIPE_PAGE))
     figure("scan_writes_unchanged", writes)
@@ -139,7 +134,7 @@ def run_rss(rig: Rig) -> None:
     settings = rig.fresh_tables()
     store = rig.store(settings)
     connection = _connection(store, settings, None)
-    subscription_id = _subscribe(store, connection)
+    subscription_id = _subscribe(store, connection, backfill=False)
     upstream = GeneratedCustomers(RSS_RECORDS)
     started = time.perf_counter()
     for offset in range(0, RSS_RECORDS, 5_000):
@@ -157,9 +152,9 @@ def run_rss(rig: Rig) -> None:
         "subscription_id": subscription_id,
     }
     output = subprocess.run(
-        [sys.executable, "-m", "tests.bench.bench_scan_rss", json.dumps(arguments)],
+        [sys.executable, "-m", "bench.bench_scan_rss", json.dumps(arguments)],
         cwd=REPO_ROOT,
-        capture_output=True,
+        stdout=subprocess.PIPE,  # its stderr is the run's, so a failure shows its traceback
         text=True,
         check=True,
     ).stdout

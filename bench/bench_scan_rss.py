@@ -1,4 +1,4 @@
-"""The 100,000-record scan's memory, measured in a fresh interpreter (`python -m tests.bench.bench_scan_rss
+"""The 100,000-record scan's memory, measured in a fresh interpreter (`python -m bench.bench_scan_rss
 <json>`) so nothing else lives in its heap: not moto (the parent serves DynamoDB), not the upstream data.
 
 The upstream is an in-memory list API that generates Stripe customers page by page (the fake provider's
@@ -38,6 +38,7 @@ class GeneratedCustomers:
     webhook_matches_list_representation: ClassVar[bool] = True
     max_page_size: ClassVar[int] = 100
     default_base_url: ClassVar[str | None] = "https://api.stripe.com"
+    request_id_header: ClassVar[str | None] = "Request-Id"
 
     count: int
     pages_served: int = 0
@@ -79,10 +80,10 @@ def child(arguments: dict[str, Any]) -> dict[str, Any]:
     from pullbridge.pulls.engine import PullEngine
     from pullbridge.pulls.records import load_pull
     from pullbridge.pulls.service import trigger_pull
-    from pullbridge.settings import Settings
+    from pullbridge.settings import PullerSettings
     from pullbridge.storage import Store, dynamodb_client
 
-    settings = Settings.model_validate(arguments["settings"])
+    settings = PullerSettings.model_validate(arguments["settings"])
     upstream = GeneratedCustomers(arguments["count"])
     setattr(engine_module, "get_provider", lambda name: upstream)  # noqa: B010 - the upstream stands in
     store = Store(dynamodb_client(settings.dynamodb_endpoint), settings)

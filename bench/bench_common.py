@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any, TextIO
 
 import tests.conftest as test_environment  # the environment the tests run under (region, Powertools)
-from pullbridge.settings import Settings
+from pullbridge.settings import ApiSettings
 from pullbridge.storage import Store, dynamodb_client
 from pullbridge_local.dynamodb import EmbeddedDynamoDB
 from pullbridge_local.template import create_tables, load_template
@@ -30,7 +30,7 @@ WRITE_OPERATIONS = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWrite
 
 
 OUTPUT: TextIO = sys.stdout
-"""Where the figures go. `python -m tests.bench` points it at the real stdout and sends file descriptor 1
+"""Where the figures go. `python -m bench` points it at the real stdout and sends file descriptor 1
 (the functions' EMF metrics and logs, here and in the local stack's worker processes) to /dev/null."""
 
 
@@ -152,24 +152,26 @@ class Rig:
     def endpoint(self) -> str:
         return self.dynamodb.endpoint_url
 
-    def fresh_tables(self, **overrides: Any) -> Settings:
-        """Empty tables from template.yaml (everything else dropped) and settings that name them."""
+    def fresh_tables(self, **overrides: Any) -> ApiSettings:
+        """Empty tables from template.yaml (everything else dropped) and settings that name them: the
+        API's, which hold every other function's too, as the tests' `settings` fixture has them."""
         self.dynamodb.reset()
         tables = create_tables(dynamodb_client(self.endpoint), self.template)
-        return Settings(
+        return ApiSettings(
             events_table=tables["EventsTable"],
             control_table=tables["ControlTable"],
             cursor_secret=CURSOR_SECRET,
+            puller_function_name="PullerFunction",
             dynamodb_endpoint=self.endpoint,
             **overrides,
         )
 
-    def store(self, settings: Settings) -> Store:
+    def store(self, settings: ApiSettings) -> Store:
         return Store(dynamodb_client(self.endpoint), settings)
 
     def function(self, name: str) -> ModuleType:
-        """`functions/<name>/app.py`, imported once with the deployment's environment, like a cold start
-        (the same environment the tests' `functions` fixture sets)."""
+        """`functions/<name>/app.py`, imported once with the deployment's environment, like a cold start.
+        The environment is the one the tests' `functions` fixture sets (a fixture cannot be called)."""
         if name not in self._functions:
             os.environ.update(
                 {
@@ -177,6 +179,10 @@ class Rig:
                     "CONTROL_TABLE": "ControlTable",
                     "DYNAMODB_ENDPOINT": self.endpoint,
                     "CURSOR_SECRET": CURSOR_SECRET,
+                    "PULLER_FUNCTION_NAME": "PullerFunction",
+                    # Nothing listens there: `POST .../pull` finds no puller to start and the pull
+                    # waits for the schedule.
+                    "AWS_ENDPOINT_URL_LAMBDA": "http://127.0.0.1:9",
                 }
             )
             self._functions[name] = load_function(name)

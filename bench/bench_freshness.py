@@ -10,10 +10,10 @@ import time
 
 import httpx
 
+from bench.bench_common import Rig, figure, log, median, percentile
 from pullbridge_local.quickstart import StandardConnection, create_standard_connection
 from pullbridge_local.server import LocalStack
-from tests.bench.bench_common import Rig, figure, log, median, percentile
-from tests.support import standard_webhook_headers
+from tests.e2e.test_local_stack import _send_webhook
 
 WEBHOOKS = 120
 WAIT_SECONDS = 20
@@ -77,8 +77,7 @@ def _send(client: httpx.Client, connection: StandardConnection, n: int) -> str:
     body = json.dumps(
         {"type": "invoice.paid", "timestamp": "2026-11-24T00:00:00Z", "data": {"id": f"inv_{n}"}}
     ).encode()
-    headers = standard_webhook_headers(connection.webhook_secret, f"msg_bench_{n}_{time.time_ns()}", body)
-    response = client.post(f"/webhooks/{connection.id}", content=body, headers=headers)
+    response = _send_webhook(client, connection, body)
     assert response.status_code == 200, response.text
     (event_id,) = response.json()["event_ids"]
     return str(event_id)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from bench.bench_common import TENANT, Rig, figure, log, metered
 from pullbridge.auth import issue_api_key
 from pullbridge.connections import create_connection
 from pullbridge.models import ConnectionCreate
 from pullbridge.storage import EventDraft, Store, _encode_document
-from tests.bench.bench_common import TENANT, Rig, figure, log, metered
-from tests.support import TEST_SECRET, api_event, lambda_context
+from pullbridge.storage.planning import head_after
+from tests.support import TEST_SECRET, api_event, labelled_event, lambda_context
 
 LOG_SIZE = 10_000
 RARE_EVERY = 100  # one event in 100 belongs to the rare connection: 1% of the log
@@ -19,26 +20,13 @@ PAGE = 100
 RARE_TYPE = "rare.happened"
 
 
-def _document(connection_id: str, n: int, event_type: str) -> dict[str, Any]:
-    return {
-        "connection_id": connection_id,
-        "provider": "standard",
-        "collection": None,
-        "type": event_type,
-        "action": None,
-        "record_id": None,
-        "source": "webhook",
-        "pull_id": None,
-        "occurred_at": None,
-        "received_at": "2026-11-24T00:00:00.000Z",
-        "data": {"id": f"inv_{n}", "amount": n},
-    }
-
-
 def seed_log(store: Store, tenant_id: str, plan: list[tuple[str, str]]) -> None:
     """Log events in `plan` order ((connection, type) each) in the store's own row format, but with batched
     unconditional puts: one transaction per event would cost moto O(table) each (it deep-copies tables).
-    Positions are allocated by the real `ADD` on the head, one allocation per run of a connection."""
+    Tenant positions are allocated by the real `ADD` on the head, one allocation per run of a connection,
+    and each run's commit moves the connection's head with its own conditional update, as
+    `_commit_as_puts` in tests/integration/test_storage_engines.py does: readers of a connection's log
+    read no further than its head."""
     runs: list[list[tuple[str, str, int]]] = []
     for n, (connection_id, event_type) in enumerate(plan):
         if runs and runs[-1][0][0] == connection_id and len(runs[-1]) < 500:
@@ -50,11 +38,20 @@ def seed_log(store: Store, tenant_id: str, plan: list[tuple[str, str]]) -> None:
         connection_id = run[0][0]
         pending = []
         for _, event_type, n in run:
-            draft = EventDraft(connection_id, _document(connection_id, n, event_type))
+            draft = EventDraft(
+                connection_id, {**labelled_event(connection_id, f"inv_{n}"), "type": event_type}
+            )
             pending.append((draft, *_encode_document(draft.document)))
         allocation = store._allocate(tenant_id, connection_id, len(pending))
         items, _ = store._commit_items(allocation, pending, None)
-        requests.extend({"PutRequest": {"Item": item["Put"]["Item"]}} for item in items if "Put" in item)
+        for item in items:
+            if "Update" in item:
+                head_move: dict[str, Any] = dict(item["Update"])
+                head_move.pop("ReturnValuesOnConditionCheckFailure", None)
+                store._client.update_item(**head_move)
+            else:
+                requests.append({"PutRequest": {"Item": item["Put"]["Item"]}})
+        store._remember(allocation.connection.log_key, head_after(allocation.connection))
     table = store._events_table
     for start in range(0, len(requests), 25):
         store._batch_write(table, requests[start : start + 25])
