@@ -83,7 +83,7 @@ def child(arguments: dict[str, Any]) -> dict[str, Any]:
     from pullbridge.settings import PullerSettings
     from pullbridge.storage import Store, dynamodb_client
 
-    settings = PullerSettings.model_validate(arguments["settings"])
+    settings = PullerSettings(**arguments["settings"])
     upstream = GeneratedCustomers(arguments["count"])
     setattr(engine_module, "get_provider", lambda name: upstream)  # noqa: B010 - the upstream stands in
     store = Store(dynamodb_client(settings.dynamodb_endpoint), settings)

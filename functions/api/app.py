@@ -11,7 +11,6 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -73,6 +72,7 @@ from pullbridge.pulls.models import (
     SubscriptionPage,
     SubscriptionUpdate,
 )
+from pullbridge.secrets import fetch_secret
 from pullbridge.settings import ApiSettings, load_settings
 from pullbridge.storage import Store, dynamodb_client
 
@@ -82,7 +82,7 @@ metrics = Metrics()
 # A request with nothing to count is normal, not worth a warning in every log.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 store = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
-codec = CursorCodec(settings.cursor_key(lambda arn: parameters.get_secret(arn, max_age=3600)))
+codec = CursorCodec(settings.cursor_key(fetch_secret))
 reader = EventReader(store, codec, write_deadline_seconds=settings.write_deadline_seconds)
 launcher = PullLauncher(settings.puller_function_name)
 consumers = consumer_leases.Consumers(store, codec, reader, observer=ConsumerMetrics(metrics))

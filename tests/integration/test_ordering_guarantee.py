@@ -4,6 +4,8 @@ its filter exactly once, in one order, while writers stall between taking a posi
 
 from __future__ import annotations
 
+import dataclasses
+
 from pullbridge.settings import ApiSettings
 from tests.conftest import CURSOR_SECRET
 from tests.ordering_scenario import run_scenario
@@ -16,7 +18,7 @@ def test_pollers_see_every_event_exactly_once_in_one_order_despite_stalled_write
     settings: ApiSettings,
 ) -> None:
     result = run_scenario(
-        settings.model_copy(update={"write_deadline_seconds": 0.4}),
+        dataclasses.replace(settings, write_deadline_seconds=0.4),
         CURSOR_SECRET,
         writers_per_connection=WRITERS_PER_CONNECTION,
         events_per_writer=EVENTS_PER_WRITER,

@@ -4,6 +4,7 @@ JSON, a revoked key. And the webhook/scan hand-off: a change delivered by webhoo
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -53,7 +54,7 @@ def fake(provider_server: FakeProviderServer) -> FakeProviderServer:
 
 @pytest.fixture
 def local_settings(settings: ApiSettings) -> ApiSettings:
-    return settings.model_copy(update={"allow_private_urls": True})  # the fake listens on 127.0.0.1
+    return dataclasses.replace(settings, allow_private_urls=True)  # the fake listens on 127.0.0.1
 
 
 class Waits:

@@ -77,9 +77,9 @@ def test_missing_or_invalid_storage_settings_name_the_variable(environ: dict[str
     [
         (TABLES | {"PULLER_FUNCTION_NAME": "p"}, "set exactly one of CURSOR_SECRET"),
         (API | {"CURSOR_SECRET_ARN": "arn:aws:secretsmanager:x"}, "set exactly one of CURSOR_SECRET"),
-        (TABLES | {"CURSOR_SECRET": CURSOR_KEY}, "PULLER_FUNCTION_NAME: Field required"),
-        (API | {"CURSOR_SECRET": "short"}, "CURSOR_SECRET: String should have at least 32 characters"),
-        (API | {"PULLER_FUNCTION_NAME": ""}, "PULLER_FUNCTION_NAME: Field required"),
+        (TABLES | {"CURSOR_SECRET": CURSOR_KEY}, "PULLER_FUNCTION_NAME: required"),
+        (API | {"CURSOR_SECRET": "short"}, "CURSOR_SECRET: needs at least 32 characters"),
+        (API | {"PULLER_FUNCTION_NAME": ""}, "PULLER_FUNCTION_NAME: required"),
     ],
     ids=["no-cursor-secret", "two-cursor-secrets", "no-puller", "short-cursor-secret", "empty-puller"],
 )

@@ -10,7 +10,7 @@ import pytest
 
 from pullbridge_local.template import load_template
 
-FUNCTIONS = ("IngestFunction", "ApiFunction", "PullerFunction")
+FUNCTIONS = ("IngestFunction", "ApiFunction", "PullerFunction", "AdminFunction")
 TABLES = ("EventsTable", "ControlTable")
 API_GATEWAY_MAX_SECONDS = 30
 LONG_POLL_MAX_SECONDS = 20
@@ -35,6 +35,20 @@ API_ROUTES = {
     ("POST", "/external-event-subscriptions/{subscription_id}/pull"),
     ("GET", "/external-event-pulls"),
     ("GET", "/external-event-pulls/{pull_id}"),
+    ("POST", "/consumers"),
+    ("GET", "/consumers"),
+    ("GET", "/consumers/{consumer}"),
+    ("PATCH", "/consumers/{consumer}"),
+    ("DELETE", "/consumers/{consumer}"),
+    ("POST", "/consumers/{consumer}/receive"),
+    ("POST", "/consumers/{consumer}/ack"),
+    ("POST", "/consumers/{consumer}/nack"),
+    ("POST", "/consumers/{consumer}/extend"),
+    ("POST", "/consumers/{consumer}/term"),
+    ("POST", "/consumers/{consumer}/seek"),
+    ("GET", "/consumers/{consumer}/dead-letters"),
+    ("POST", "/consumers/{consumer}/dead-letters/redrive"),
+    ("DELETE", "/consumers/{consumer}/dead-letters/{event_id}"),
 }
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from pullbridge.models import Event, EventSource
+from pullbridge.models import ApiModel, Event, EventSource
 from pullbridge.providers import ProviderName
 
 Ordering = Literal["record", "none"]
@@ -23,7 +23,7 @@ MaxDeliveries = Annotated[int | None, Field(ge=1, le=1000)]
 MaxAckPending = Annotated[int, Field(ge=1, le=10_000)]
 
 
-class _Strict(BaseModel):
+class _Strict(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -75,7 +75,7 @@ class ConsumerUpdate(_Strict):
     max_ack_pending: MaxAckPending | None = None
 
 
-class Consumer(BaseModel):
+class Consumer(ApiModel):
     id: str
     name: str
     filters: ConsumerFilters
@@ -92,7 +92,7 @@ class Consumer(BaseModel):
     updated_at: str
 
 
-class ConsumerPage(BaseModel):
+class ConsumerPage(ApiModel):
     data: list[Consumer]
     next_cursor: str
     has_more: bool
@@ -103,14 +103,14 @@ class ReceiveRequest(_Strict):
     wait: float = Field(default=0, ge=0, le=20)
 
 
-class Delivery(BaseModel):
+class Delivery(ApiModel):
     ack_id: str
     delivery_count: int
     lease_expires_at: str
     event: Event
 
 
-class ReceiveResult(BaseModel):
+class ReceiveResult(ApiModel):
     data: list[Delivery]
 
 
@@ -118,7 +118,7 @@ class AckRequest(_Strict):
     ack_ids: AckIds
 
 
-class AckResult(BaseModel):
+class AckResult(ApiModel):
     acked: int
     expired: list[str]
 
@@ -128,7 +128,7 @@ class NackRequest(_Strict):
     delay_seconds: int = Field(default=0, ge=0, le=MAX_LEASE_SECONDS)
 
 
-class NackResult(BaseModel):
+class NackResult(ApiModel):
     nacked: int
     expired: list[str]
 
@@ -138,7 +138,7 @@ class ExtendRequest(_Strict):
     seconds: LeaseSeconds
 
 
-class ExtendResult(BaseModel):
+class ExtendResult(ApiModel):
     extended: int
     lease_expires_at: str
     expired: list[str]
@@ -149,12 +149,12 @@ class TermRequest(_Strict):
     reason: str = Field(default="", max_length=1000)
 
 
-class TermResult(BaseModel):
+class TermResult(ApiModel):
     termed: int
     expired: list[str]
 
 
-class DeadLetter(BaseModel):
+class DeadLetter(ApiModel):
     event_id: str
     delivery_count: int
     reason: str
@@ -163,7 +163,7 @@ class DeadLetter(BaseModel):
     """A copy kept with the dead letter; None only if the event had left the log when it died."""
 
 
-class DeadLetterPage(BaseModel):
+class DeadLetterPage(ApiModel):
     data: list[DeadLetter]
     next_cursor: str
     has_more: bool
@@ -182,7 +182,7 @@ class RedriveRequest(_Strict):
         return self
 
 
-class RedriveResult(BaseModel):
+class RedriveResult(ApiModel):
     redriven: int
     remaining: int
 

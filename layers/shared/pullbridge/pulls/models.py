@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from pullbridge.models import ErrorDetail
+from pullbridge.models import ApiModel, ErrorDetail
 from pullbridge.providers import ProviderName
 
 SubscriptionStatus = Literal["subscribed", "paused", "error"]
 PullStatus = Literal["queued", "running", "success", "error"]
 
 
-class _Strict(BaseModel):
+class _Strict(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -31,7 +31,7 @@ class SubscriptionUpdate(_Strict):
     status: Literal["subscribed", "paused"] | None = None
 
 
-class Subscription(BaseModel):
+class Subscription(ApiModel):
     id: str
     connection_id: str
     provider: ProviderName
@@ -47,13 +47,13 @@ class Subscription(BaseModel):
     updated_at: str
 
 
-class SubscriptionPage(BaseModel):
+class SubscriptionPage(ApiModel):
     data: list[Subscription]
     next_cursor: str
     has_more: bool
 
 
-class PullStatsModel(BaseModel):
+class PullStatsModel(ApiModel):
     pages: int
     requests: int
     records_seen: int
@@ -64,7 +64,7 @@ class PullStatsModel(BaseModel):
     retries: int
 
 
-class Pull(BaseModel):
+class Pull(ApiModel):
     id: str
     external_event_subscription_id: str
     connection_id: str
@@ -81,7 +81,7 @@ class Pull(BaseModel):
     error: ErrorDetail | None
 
 
-class PullPage(BaseModel):
+class PullPage(ApiModel):
     data: list[Pull]
     next_cursor: str
     has_more: bool

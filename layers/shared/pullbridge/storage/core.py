@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from pullbridge.settings import StorageSettings
-
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from pullbridge.settings import StorageSettings
 else:
     DynamoDBClient = Any
 
