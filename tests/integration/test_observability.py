@@ -202,7 +202,10 @@ def test_consumers_report_deliveries_dead_letters_and_lag_per_tenant(
     _api(api, api_key, "POST", "/consumers", {"name": "billing"})
     capsys.readouterr()
     (delivery,) = _api(api, api_key, "POST", "/consumers/billing/receive", {})["data"]
-    assert _api(api, api_key, "POST", "/consumers/billing/term", {"ack_ids": [delivery["ack_id"]]})["termed"] == 1
+    assert (
+        _api(api, api_key, "POST", "/consumers/billing/term", {"ack_ids": [delivery["ack_id"]]})["termed"]
+        == 1
+    )
     _api(api, api_key, "GET", "/consumers/billing")
     blobs = _emf_blobs(capsys.readouterr().out)
 

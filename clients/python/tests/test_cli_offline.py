@@ -64,3 +64,31 @@ def test_the_script_without_the_cli_extra_says_what_to_install(
     # Then
     assert exited.value.code == 1
     assert "pip install 'pullbridge-client[cli]'" in capsys.readouterr().err
+
+
+def test_the_consumers_group_lists_its_commands() -> None:
+    result = CliRunner().invoke(cli, ["consumers", "--help"])
+
+    assert result.exit_code == 0
+    for command in ("create", "list", "get", "delete", "tail", "dead-letters", "redrive", "discard"):
+        assert f"  {command} " in result.stdout
+
+
+@pytest.mark.parametrize("value", ["0", "1001", "many", "-1"])
+def test_max_deliveries_is_a_number_or_none(value: str) -> None:
+    result = CliRunner().invoke(
+        cli, ["consumers", "create", "billing", "--max-deliveries", value], env={"PULLBRIDGE_API_KEY": "k"}
+    )
+
+    assert result.exit_code == 2
+    assert "'none'" in result.stderr
+
+
+@pytest.mark.parametrize("options", [[], ["--all", "--event-id", "evt_1"]])
+def test_redrive_needs_event_ids_or_all(options: list[str]) -> None:
+    result = CliRunner().invoke(
+        cli, ["consumers", "redrive", "billing", *options], env={"PULLBRIDGE_API_KEY": "k"}
+    )
+
+    assert result.exit_code == 2
+    assert "--event-id" in result.stderr

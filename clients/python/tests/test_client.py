@@ -740,5 +740,15 @@ def test_importing_the_package_loads_no_server_module_and_no_click_boto3_or_pyda
     assert not {module for module in added if module.split(".")[0] == "click"}
     assert {m for m in added if m.startswith("pullbridge_client")} == {"pullbridge_client"} | {
         f"pullbridge_client.{name}"
-        for name in ("_params", "_version", "client", "errors", "models", "retry", "stream")
+        for name in (
+            "_params",
+            "_version",
+            "client",
+            "consumer_models",
+            "consumers",
+            "errors",
+            "models",
+            "retry",
+            "stream",
+        )
     }

@@ -5,6 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
+
+
+def path(*segments: str) -> str:
+    """A route path from its segments, each escaped (an id or a name may hold any character)."""
+    return "/" + "/".join(quote(segment, safe="") for segment in segments)
 
 
 def given(**fields: Any) -> dict[str, Any]:

@@ -2,10 +2,11 @@
 
     pullbridge events tail --follow            # PULLBRIDGE_URL, PULLBRIDGE_API_KEY from the environment
     pullbridge pulls list --status error
+    pullbridge consumers tail billing          # receive, print and ack a consumer's events
     pullbridge admin keys create --tenant acme # on a deployed stack, with your AWS credentials ([admin])
     pullbridge dev                             # from a clone: the local stack, as `make dev`
 
-The admin commands are in pullbridge_client.cli_admin. boto3 and the local stack are imported only by
+The consumer commands are in pullbridge_client.cli_consumers, the admin ones in cli_admin. boto3 and the local stack are imported only by
 the commands that use them.
 """
 
@@ -14,12 +15,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
-import httpx
 
 from pullbridge_client._version import __version__
 from pullbridge_client.cli_admin import admin, hidden_keys_alias
@@ -27,45 +25,18 @@ from pullbridge_client.cli_common import (
     EPILOG,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
-    FAILURE_OF_STATUS,
+    HANDLED,
     AwsClients,
     CommandFailed,
     Config,
-    UsageFailed,
+    echo_json,
+    event_line,
+    failure_of,
+    reported,
 )
-from pullbridge_client.errors import PullbridgeAPIError, ResumeError
-from pullbridge_client.models import Event
+from pullbridge_client.cli_consumers import consumers
 
 __all__ = ["cli", "main"]
-
-
-def _failure(exc: Exception, url: str) -> CommandFailed:
-    if isinstance(exc, PullbridgeAPIError):
-        message = f"{exc.message} ({exc.error_type}, HTTP {exc.status_code})"
-        if exc.status_code in (401, 403):
-            message += ": check --api-key / PULLBRIDGE_API_KEY"
-        pull_id = exc.data.get("pull_id")
-        if isinstance(pull_id, str) and pull_id not in message:
-            message += f": pull {pull_id}"
-        return FAILURE_OF_STATUS.get(exc.status_code, CommandFailed)(message)
-    if isinstance(exc, ResumeError):
-        return UsageFailed(f"--cursor: {exc}")
-    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
-        return UsageFailed(f"invalid --url {url!r}: {exc}")
-    if isinstance(exc, httpx.TimeoutException):
-        return CommandFailed(f"{url} did not answer in time ({type(exc).__name__})")
-    return CommandFailed(f"cannot reach {url}: {exc or type(exc).__name__}")
-
-
-_HANDLED = (PullbridgeAPIError, ResumeError, httpx.HTTPError, httpx.InvalidURL)
-
-
-@contextmanager
-def _reported(config: Config) -> Iterator[None]:
-    try:
-        yield
-    except _HANDLED as exc:
-        raise _failure(exc, config.url) from None
 
 
 def _key_values(_: click.Context, parameter: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
@@ -84,10 +55,6 @@ def _setting_value(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
 
 
 # --- the group -------------------------------------------------------------------------------------
@@ -122,10 +89,6 @@ def main() -> None:
 @cli.group(epilog=EPILOG)
 def events() -> None:
     """Read the event log."""
-
-
-def _event_line(event: Event) -> str:
-    return "  ".join((event.received_at, event.type, event.id, event.connection_id, event.record_id or "-"))
 
 
 @events.command("tail", epilog=EPILOG)
@@ -171,9 +134,9 @@ def events_tail(
     try:
         for event in stream:
             if as_json:
-                _echo_json(event.to_dict())
+                echo_json(event.to_dict())
             else:
-                click.echo(_event_line(event))
+                click.echo(event_line(event))
             resume = stream.cursor
         resume = stream.cursor
     except KeyboardInterrupt:
@@ -181,8 +144,8 @@ def events_tail(
     except BrokenPipeError:  # e.g. `| head`: the reader is gone; what it read is what was printed
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (so the interpreter's final flush is silent)
         exit_code = EXIT_ERROR
-    except _HANDLED as exc:
-        failure = _failure(exc, config.url)
+    except HANDLED as exc:
+        failure = failure_of(exc, config.url)
         exit_code = failure.exit_code
     finally:
         stream.close()
@@ -241,13 +204,13 @@ def pulls_list(
 ) -> None:
     """List pull records, newest first: start, status, id, subscription, collection, +created ~updated
     -deleted, and the error of a failed one."""
-    with config.client() as client, _reported(config):
+    with config.client() as client, reported(config):
         records = client.iter_pulls(
             status, subscription_id, connection_id=connection_id, limit=min(limit, 1000)
         )
         for count, pull in enumerate(records, start=1):
             if as_json:
-                _echo_json(pull)
+                echo_json(pull)
             else:
                 click.echo(_pull_line(pull))
             if count >= limit:
@@ -260,10 +223,10 @@ def pulls_list(
 @click.pass_obj
 def pulls_trigger(config: Config, subscription_id: str, as_json: bool) -> None:
     """Start a full scan of SUBSCRIPTION_ID now. Exit code 5 if one is already running."""
-    with config.client() as client, _reported(config):
+    with config.client() as client, reported(config):
         pull = client.trigger_pull(subscription_id)
     if as_json:
-        _echo_json(pull)
+        echo_json(pull)
     else:
         click.echo(_pull_line(pull))
 
@@ -312,7 +275,7 @@ def connections_create(
     as_json: bool,
 ) -> None:
     """Create a connection and print it (id, provider, name, webhook URL). Secrets are never printed."""
-    with config.client() as client, _reported(config):
+    with config.client() as client, reported(config):
         connection = client.create_connection(
             provider,
             name,
@@ -323,7 +286,7 @@ def connections_create(
             metadata=metadata,
         )
     if as_json:
-        _echo_json(connection)
+        echo_json(connection)
     else:
         click.echo(_connection_line(connection))
 
@@ -333,10 +296,10 @@ def connections_create(
 @click.pass_obj
 def connections_list(config: Config, as_json: bool) -> None:
     """List the active connections, newest first: id, provider, name, webhook URL, created."""
-    with config.client() as client, _reported(config):
+    with config.client() as client, reported(config):
         for connection in client.iter_connections():
             if as_json:
-                _echo_json(connection)
+                echo_json(connection)
             else:
                 click.echo(_connection_line(connection))
 
@@ -356,6 +319,10 @@ def dev() -> None:
         ) from None
     run_dev()
 
+
+# --- consumers: pullbridge_client.cli_consumers ------------------------------------------------------
+
+cli.add_command(consumers)
 
 # --- admin (deployed stacks, with AWS credentials): pullbridge_client.cli_admin -----------------------
 

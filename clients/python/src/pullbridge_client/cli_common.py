@@ -1,13 +1,20 @@
-"""What every `pullbridge` command shares: the exit codes, one-line failures, and the configuration."""
+"""What every `pullbridge` command shares: the exit codes, one-line failures, the configuration, and the
+ways events and JSON are printed."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
+import httpx
 
 from pullbridge_client.client import Client
+from pullbridge_client.errors import PullbridgeAPIError, ResumeError
+from pullbridge_client.models import Event
 
 if TYPE_CHECKING:
     from pullbridge_client.admin import CloudFormationClient, LambdaClient
@@ -95,3 +102,43 @@ class Config:
             raise click.UsageError("no API key: pass --api-key or set PULLBRIDGE_API_KEY")
         # Fewer retries than the library's default: a person is waiting (about 3 s at most).
         return Client(self.url, self.api_key, max_retries=3)
+
+
+def failure_of(exc: Exception, url: str) -> CommandFailed:
+    """What a command shows for a failed call: one line, with the exit code of its kind."""
+    if isinstance(exc, PullbridgeAPIError):
+        message = f"{exc.message} ({exc.error_type}, HTTP {exc.status_code})"
+        if exc.status_code in (401, 403):
+            message += ": check --api-key / PULLBRIDGE_API_KEY"
+        pull_id = exc.data.get("pull_id")
+        if isinstance(pull_id, str) and pull_id not in message:
+            message += f": pull {pull_id}"
+        return FAILURE_OF_STATUS.get(exc.status_code, CommandFailed)(message)
+    if isinstance(exc, ResumeError):
+        return UsageFailed(f"--cursor: {exc}")
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return UsageFailed(f"invalid --url {url!r}: {exc}")
+    if isinstance(exc, httpx.TimeoutException):
+        return CommandFailed(f"{url} did not answer in time ({type(exc).__name__})")
+    return CommandFailed(f"cannot reach {url}: {exc or type(exc).__name__}")
+
+
+HANDLED = (PullbridgeAPIError, ResumeError, httpx.HTTPError, httpx.InvalidURL)
+"""What `failure_of` turns into a one-line failure; anything else is a bug, shown with its traceback."""
+
+
+@contextmanager
+def reported(config: Config) -> Iterator[None]:
+    try:
+        yield
+    except HANDLED as exc:
+        raise failure_of(exc, config.url) from None
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+
+
+def event_line(event: Event) -> str:
+    """An event on one line: received time, type, id, connection, record id (or -)."""
+    return "  ".join((event.received_at, event.type, event.id, event.connection_id, event.record_id or "-"))

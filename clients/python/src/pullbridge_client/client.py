@@ -13,12 +13,13 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, Self
-from urllib.parse import quote
 
 import httpx
 
 from pullbridge_client._params import event_filters, given, pull_filters
+from pullbridge_client._params import path as _path
 from pullbridge_client._version import __version__
+from pullbridge_client.consumers import ConsumerMethods
 from pullbridge_client.errors import PullbridgeAPIError, error_from_response, response_retry_after
 from pullbridge_client.models import Event, Page
 from pullbridge_client.retry import backoff_seconds
@@ -34,12 +35,11 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-def _path(*segments: str) -> str:
-    return "/" + "/".join(quote(segment, safe="") for segment in segments)
-
-
-class Client:
+class Client(ConsumerMethods):
     """A pullbridge API client. Thread-safe as far as the httpx.Client it uses is.
+
+    The consumer methods (`create_consumer`, `receive`, `ack`, ..., and the worker loop `consume`) come
+    from `pullbridge_client.consumers.ConsumerMethods`.
 
     `http`: an httpx.Client to send with (e.g. one on an `httpx.MockTransport` in tests); it is then the
     caller's to close. Without one the client makes its own and closes it in `close()` / `with`.
