@@ -3,11 +3,13 @@ extensions, terms, dead letters, redrive, seek, ordering and exact counts."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from pullbridge.clock import to_iso
 from pullbridge.connections import create_connection
 from pullbridge.consumers import delivery, service
 from pullbridge.consumers.delivery import Consumers
@@ -29,8 +31,6 @@ class Clock:
     """Wall time plus an offset the test moves; sleeping moves it too."""
 
     def __init__(self) -> None:
-        import time
-
         self.now = time.time()
 
     def __call__(self) -> float:
@@ -65,6 +65,7 @@ def write(store: Store, settings: ApiSettings) -> Callable[..., list[str]]:
         for label in labels:
             document = labelled_event(connection.id, label)
             document["record_id"] = record if record is not None else label
+            document["received_at"] = to_iso(time.time())  # as the log's writers stamp it
             drafts.append(EventDraft(connection.id, document, delivery_id=None))
         return store.append(TENANT, connection.id, drafts).event_ids
 
@@ -327,3 +328,30 @@ def test_a_waiting_receive_sees_new_events_and_does_not_spin_on_held_back_ones(
     assert len(reads) <= 12  # one probe per 0.65 s and the consistent reads around them, no spinning
     write("y1", record="y")
     assert _labels(_receive(ctx, wait=5)) == ["y1"]
+
+
+def test_redrive_all_passes_dead_letters_whose_event_left_the_log(
+    ctx: Consumers, clock: Clock, write: Callable[..., list[str]], store: Store
+) -> None:
+    write("old")
+    time.sleep(1.1)  # the two events' expiries are whole seconds apart
+    write("new")
+    _create(ctx, ordering="none", max_ack_pending=1)  # room for one at a time: one dead letter per redrive
+    consumer = find_consumer(ctx.store, TENANT, "workers")
+    leased = _receive(ctx)
+    assert delivery.term(ctx, consumer, [leased[0].ack_id], "poison").termed == 1
+    leased += _receive(ctx)
+    assert delivery.term(ctx, consumer, [leased[1].ack_id], "poison").termed == 1
+    old_expiry = int(_received(leased[0])) + store.retention_seconds
+    clock.now = old_expiry + 0.5  # "old" has left the log; "new" has not
+    redriven = service.redrive(ctx, TENANT, "workers", RedriveRequest(all=True))
+    assert (redriven.redriven, redriven.remaining) == (1, 1)
+    assert [
+        row.event_id for row in service.list_dead_letters(ctx, TENANT, "workers", cursor=None, limit=5).data
+    ] == [leased[0].event.id]
+
+
+def _received(item: Delivery) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(item.event.received_at.replace("Z", "+00:00")).timestamp()

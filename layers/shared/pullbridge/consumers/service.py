@@ -192,21 +192,16 @@ def redrive(ctx: Consumers, tenant_id: str, reference: str, request: RedriveRequ
     if state is None:
         raise not_found(reference)
     room = max(0, consumer.max_ack_pending - len(state.in_flight))
-    rows: list[DeadLetterRow] = []
+    now = ctx.clock()
     if request.all:
-        rows, _ = ctx.store.dead_letters(tenant_id, consumer.id, after=0, limit=max(room, 1))
+        live = _redrivable(ctx, tenant_id, consumer.id, room, now)
     else:
         positions = [
             position for event_id in request.event_ids or [] if (position := event_position(event_id))
         ]
         wanted = set(request.event_ids or [])
-        rows = [
-            row
-            for row in ctx.store.dead_letters_at(tenant_id, consumer.id, positions)
-            if row.item.event_id in wanted
-        ]
-    now = ctx.clock()
-    live = [row for row in rows if row.item.expires_at > now]  # past retention, the log has no event to send
+        rows = ctx.store.dead_letters_at(tenant_id, consumer.id, positions)
+        live = [row for row in rows if row.item.event_id in wanted and row.item.expires_at > now]
     moves: list[tuple[DeadLetterRow, InFlight | None]] = [
         (
             row,
@@ -218,6 +213,23 @@ def redrive(ctx: Consumers, tenant_id: str, reference: str, request: RedriveRequ
     ]
     moved = ctx.store.unbury(tenant_id, consumer.id, moves)
     return RedriveResult(redriven=moved, remaining=ctx.store.dead_letter_count(tenant_id, consumer.id))
+
+
+def _redrivable(
+    ctx: Consumers, tenant_id: str, consumer_id: str, room: int, now: float
+) -> list[DeadLetterRow]:
+    """The oldest `room` dead letters whose event is still in the log. One past retention has no event
+    to deliver from the log: it stays a dead letter (with its copy) until discarded, and the search goes
+    on past it instead of stopping there."""
+    found: list[DeadLetterRow] = []
+    after = 0
+    while len(found) < room:
+        rows, more = ctx.store.dead_letters(tenant_id, consumer_id, after=after, limit=max(room, 100))
+        found += [row for row in rows if row.item.expires_at > now]
+        if not more or not rows:
+            break
+        after = rows[-1].item.position
+    return found[:room]
 
 
 def discard_dead_letter(ctx: Consumers, tenant_id: str, reference: str, event_id: str) -> None:
