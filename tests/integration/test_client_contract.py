@@ -137,3 +137,28 @@ def test_an_error_as_the_schema_describes_it_is_read_whole(schemas: dict[str, An
     assert raised.error == sent
     assert refusal is not None
     assert refusal.to_dict() == sent
+
+
+# --- consumers --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("schema_name", "client_class"),
+    [
+        ("Consumer", "Consumer"),
+        ("Delivery", "Delivery"),
+        ("DeadLetter", "DeadLetter"),
+        ("AckResult", "AckResult"),
+        ("NackResult", "NackResult"),
+        ("ExtendResult", "ExtendResult"),
+        ("TermResult", "TermResult"),
+        ("RedriveResult", "RedriveResult"),
+    ],
+)
+def test_the_clients_consumer_objects_have_exactly_the_schemas_fields(
+    schemas: dict[str, Any], schema_name: str, client_class: str
+) -> None:
+    import pullbridge_client
+
+    client = _client_fields(getattr(pullbridge_client, client_class), leave_out=frozenset({"extra"}))
+    assert set(client) == set(schemas[schema_name]["properties"])
