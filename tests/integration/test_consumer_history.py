@@ -3,30 +3,8 @@ delay, extensions, terms, workers that die holding leases, seeks, redrives) whil
 between their steps, the consumer keeps PRODUCT.md's guarantees, as `tests/consumer_history.py` checks
 them on the recorded history once the surviving workers have drained it.
 
-Known server bugs, each reproduced by a strict xfail test at the end (which fails once it is fixed: then
-drop the workaround here too). Each would fail the property; until fixed, the workers avoid it or the
-test sets its violations aside, as each says:
-
-- A late ack whose event has left the in-flight state since (acked through a later delivery, or buried
-  as a dead letter) is answered as acked, not in `expired`: the checker reports `ack_after_expiry` with
-  note "gone", which this test sets aside (`_known`).
-- An ack request holding the ack ids of two leases of one event (a worker's stale delivery and its
-  redelivery) fails with `StorageUnavailable` (a transaction with two operations on one item). Workers
-  here send such ack ids in separate requests.
-- A dead letter redriven while it lies after the consumer's position (after a seek back) wedges the
-  consumer: the next receive takes the event from the log again, the in-flight item is there already,
-  and every receive fails with `StorageUnavailable` ("consumer_contended"). Workers here only redrive
-  what the consumer delivered since its last seek.
-- After a seek, leases restart at lease_seq 1, so an ack id from before the seek settles the event's new
-  lease. Until that is fixed, workers here forget the ack ids they hold when the consumer seeks, and
-  the checker's `ack_id_reused` with note "across a seek" is set aside.
-- `ordering: "record"`: a dead letter redriven while a later event of its record is leased goes out at
-  once, two events of one record leased together: `record_overlap` with note "after a redrive" is set
-  aside.
-- `ordering: "record"`: the receive that buries an event for max_deliveries treats its record as free,
-  and delivers a newer event of the record from the log while an older one, queued behind the buried
-  event, still waits; the older one then goes out while the newer is leased. `record_order` and
-  `record_overlap` with note "beside a dead letter" are set aside.
+The bugs this test and the checker found are each pinned by a test at the end, with a reproduction of
+the history that showed it.
 """
 
 from __future__ import annotations
@@ -49,7 +27,6 @@ from pullbridge.consumers.delivery import Consumers
 from pullbridge.consumers.models import ConsumerCreate, Delivery, RedriveRequest, SeekRequest
 from pullbridge.consumers.records import find_consumer
 from pullbridge.cursors import CursorCodec
-from pullbridge.errors import StorageUnavailable
 from pullbridge.events import EventFilters, EventReader
 from pullbridge.ids import event_position
 from pullbridge.models import ConnectionCreate
@@ -57,12 +34,7 @@ from pullbridge.settings import ApiSettings
 from pullbridge.storage import EventDraft, Store
 from tests.conftest import CURSOR_SECRET
 from tests.consumer_history import (
-    ACK_AFTER_EXPIRY,
-    ACK_ID_REUSED,
-    RECORD_ORDER,
-    RECORD_OVERLAP,
     HistoryRecorder,
-    Violation,
     describe,
 )
 from tests.support import TEST_SECRET, labelled_event
@@ -288,27 +260,17 @@ class Workers:
         self.recorder.seek(request, after)
         run.seeks += 1
         run.taken = set()
-        for worker in run.held:  # the known lease_seq bug (module docstring): forget what was dropped
-            run.held[worker] = []
 
     def redrive(self, rnd: random.Random) -> None:
-        # Only what the consumer took since its last seek: the known bug of redriving past the position
-        rows = [row for row in self.recorder.dead_letter_rows() if row.event_id in self.run.taken]
+        rows = self.recorder.dead_letter_rows()
         if rows:
             self.recorder.redrive([rnd.choice(rows).event_id])
 
 
 def _ack(recorder: HistoryRecorder, worker: str, items: list[Delivery]) -> None:
-    """Acks, in as few requests as hold one ack id per event (the known bug of acking two leases of one
-    event in one request, module docstring)."""
-    batches: list[list[Delivery]] = []
-    for item in items:
-        batch = next((b for b in batches if all(o.event.id != item.event.id for o in b)), None)
-        if batch is None:
-            batches.append(batch := [])
-        batch.append(item)
-    for batch in batches:
-        recorder.ack(worker, [item.ack_id for item in batch])
+    """Everything held, in one request, stale leases of an event beside its current one included."""
+    if items:
+        recorder.ack(worker, [item.ack_id for item in items])
 
 
 def _drain(run: Run, recorder: HistoryRecorder) -> None:
@@ -339,17 +301,6 @@ def _drain(run: Run, recorder: HistoryRecorder) -> None:
     recorder.drained()
 
 
-def _known(violation: Violation) -> bool:
-    """The known bugs the tests below reproduce (module docstring)."""
-    return (violation.kind, violation.note) in {
-        (ACK_AFTER_EXPIRY, "gone"),
-        (ACK_ID_REUSED, "across a seek"),
-        (RECORD_OVERLAP, "after a redrive"),
-        (RECORD_ORDER, "beside a dead letter"),
-        (RECORD_OVERLAP, "beside a dead letter"),
-    }
-
-
 @hypothesis_settings(
     max_examples=25,
     deadline=None,
@@ -369,11 +320,11 @@ def test_any_history_of_workers_keeps_the_consumer_guarantees(
         workers.step(rnd)
     recorder = workers.recorder
     _drain(workers.run, recorder)
-    violations = [violation for violation in recorder.check(workers.start_after) if not _known(violation)]
+    violations = recorder.check(workers.start_after)
     assert not violations, describe(recorder.history, violations)
 
 
-# --- the known bugs, reproduced (strict: each fails, as a reminder, once its bug is fixed) ---------------
+# --- the bugs the checker found, each pinned by its reproduction ---------------------------------------
 
 
 @pytest.fixture
@@ -403,9 +354,6 @@ def _append_to_record_x(ctx: Consumers, tenant_id: str, label: str = "x2") -> No
     ctx.store.append(tenant_id, first["connection_id"], [EventDraft(first["connection_id"], document)])
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="server bug: a late ack of an event acked since is acked"
-)
 def test_a_late_ack_after_another_workers_ack_is_reported_expired(
     one_event: tuple[Consumers, Clock, str],
 ) -> None:
@@ -419,9 +367,6 @@ def test_a_late_ack_after_another_workers_ack_is_reported_expired(
     assert delivery.ack(ctx, consumer, [first.ack_id]).expired == [first.ack_id]
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="server bug: a late ack of a dead letter is answered as acked"
-)
 def test_a_late_ack_after_the_event_became_a_dead_letter_is_reported_expired(
     one_event: tuple[Consumers, Clock, str],
 ) -> None:
@@ -435,11 +380,6 @@ def test_a_late_ack_after_the_event_became_a_dead_letter_is_reported_expired(
     assert delivery.ack(ctx, consumer, [only.ack_id]).expired == [only.ack_id]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="server bug: after a seek, an ack id of a dropped lease settles the new one",
-)
 def test_an_ack_id_from_before_a_seek_does_not_touch_the_new_lease(
     one_event: tuple[Consumers, Clock, str],
 ) -> None:
@@ -453,11 +393,6 @@ def test_an_ack_id_from_before_a_seek_does_not_touch_the_new_lease(
     assert delivery.ack(ctx, consumer, [current.ack_id]).model_dump() == {"acked": 1, "expired": []}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StorageUnavailable,
-    reason="server bug: two leases of one event in one ack request fail the request",
-)
 def test_one_ack_request_may_hold_a_stale_and_a_current_lease_of_one_event(
     one_event: tuple[Consumers, Clock, str],
 ) -> None:
@@ -471,11 +406,6 @@ def test_one_ack_request_may_hold_a_stale_and_a_current_lease_of_one_event(
     assert result.model_dump() == {"acked": 1, "expired": [stale.ack_id]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StorageUnavailable,
-    reason="server bug: a dead letter redriven after a seek back wedges every receive",
-)
 def test_a_dead_letter_redriven_after_a_seek_back_is_delivered_again(
     one_event: tuple[Consumers, Clock, str],
 ) -> None:
@@ -490,12 +420,6 @@ def test_a_dead_letter_redriven_after_a_seek_back_is_delivered_again(
     assert again.event.id == leased.event.id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason='server bug (or a gap in the contract): with ordering "record", a redriven dead letter goes '
-    "out while a later event of its record is leased",
-)
 def test_a_redriven_dead_letter_waits_for_the_leased_later_event_of_its_record(
     one_event: tuple[Consumers, Clock, str],
 ) -> None:
@@ -511,12 +435,6 @@ def test_a_redriven_dead_letter_waits_for_the_leased_later_event_of_its_record(
     assert delivery.receive(ctx, consumer, 10, 0).data == []  # x1 again, while x2 is leased
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason='server bug: with ordering "record", burying an event frees its record while an older event '
-    "of it still waits",
-)
 def test_burying_an_event_does_not_let_a_newer_event_of_its_record_overtake_a_waiting_one(
     one_event: tuple[Consumers, Clock, str],
 ) -> None:

@@ -8,8 +8,9 @@ only at the `lease_seq` that was read (so no two workers hold one lease).
 
 from __future__ import annotations
 
+import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
@@ -27,13 +28,16 @@ from pullbridge.consumers.models import (
 )
 from pullbridge.consumers.records import StoredConsumer, not_found
 from pullbridge.cursors import CursorCodec
-from pullbridge.errors import StorageUnavailable
 from pullbridge.events import POLL_INTERVAL_SECONDS, EventReader
 from pullbridge.ids import event_position
 from pullbridge.models import Event
 from pullbridge.storage import ConsumerHead, ConsumerState, DeadLetterRow, InFlight, LoggedEvent, Store
 
-MAX_RECEIVE_ATTEMPTS = 12
+MAX_RECEIVE_ATTEMPTS = 20
+LEASE_EPOCH_BITS = 32
+"""An event taken from the log again (after a seek back) starts its leases in a new epoch: the head's
+version when it was taken, in the high bits of `lease_seq`. So no ack id of an earlier take can ever
+match a later lease."""
 """Receives racing for one consumer's head retry; each loss means another receive took events."""
 CLAIMS_PER_TRANSACTION = 99
 
@@ -94,13 +98,21 @@ def _receive_once(
             logged, scanned_to, _, _ = ctx.reader.collect(
                 consumer.tenant_id, consumer.event_filters, state.head.position, 0.0, wanted
             )
-        new_events = [_new_event(entry) for entry in logged]
+        # An event the log holds after the position may be in flight already: a dead letter redriven
+        # after a seek back. The in-flight item delivers it; the log read passes over it.
+        held = {item.position for item in state.in_flight}
+        new_events = [event for entry in logged if (event := _new_event(entry)).position not in held]
+        passed_over = [entry.position for entry in logged if _tenant_position(entry) in held]
         plan = planning.plan_new(
             plan, state.in_flight, new_events, limits, position=state.head.position, scanned_to=scanned_to
         )
-        taken = _take(ctx, consumer, state, plan, {entry.position: entry for entry in logged}, now)
+        taken = _take(
+            ctx, consumer, state, plan, {entry.position: entry for entry in logged}, now, passed_over
+        )
         if taken is None:
-            ctx.sleep(0.002 * (attempt + 1))  # another receive moved the head first: read again
+            # Another receive moved the head first, and took what this one read: read again, after a
+            # random pause, so that racing receives spread out instead of colliding in step.
+            ctx.sleep(random.uniform(0.001, 0.004) * min(attempt + 1, 8))  # noqa: S311 - jitter
             continue
         again = _redeliver(ctx, consumer, plan, now)
         buried = _bury(ctx, consumer, plan.dead, now)
@@ -109,7 +121,9 @@ def _receive_once(
             ctx.observer.delivered(consumer, first=len(taken), again=len(again), dead=buried)
         next_due = planning.next_due(state.in_flight, now, consumer.ordering)
         return sorted(deliveries, key=lambda delivery: delivery.event.id), next_due
-    raise StorageUnavailable("the consumer is contended; retry", key="consumer_contended")
+    # Every attempt lost the race to other receives, each of which took events: this one answers with
+    # nothing now (a waiting receive tries again), as a consumer with nothing to deliver would.
+    return [], None
 
 
 def _state(ctx: Consumers, consumer: StoredConsumer, *, consistent: bool = True) -> ConsumerState:
@@ -140,6 +154,7 @@ def _take(
     plan: planning.ReceivePlan,
     by_scope_position: dict[int, LoggedEvent],
     now: float,
+    passed_over: list[int],
 ) -> list[Delivery] | None:
     """Takes the plan's new events from the log: the head moves over them in the same transactions that
     hold them in flight. None when another receive moved the head first (nothing was taken)."""
@@ -147,12 +162,13 @@ def _take(
         return []
     lease_until = planning.lease_until(now, consumer.limits(1))
     retention = ctx.store.retention_seconds
+    epoch = state.head.version + 1  # the version this receive's first move writes: no other take has it
     claims = [
-        _claim(by_scope_position[event.scope_position], "leased", lease_until, 1, retention)
+        _claim(by_scope_position[event.scope_position], "leased", lease_until, 1, retention, epoch)
         for event in plan.deliver_new
     ]
     claims += [
-        _claim(by_scope_position[event.scope_position], "waiting", 0.0, 0, retention)
+        _claim(by_scope_position[event.scope_position], "waiting", 0.0, 0, retention, epoch)
         for event in plan.queue_new
     ]
     claims.sort(key=lambda claim: claim.scope_position)
@@ -165,9 +181,8 @@ def _take(
     for index, chunk in enumerate(chunks):
         last = index == len(chunks) - 1
         position = plan.new_position if last else chunk[-1].scope_position
-        pending = planning.pending_after_take(
-            head.counted_to, head.pending, [claim.scope_position for claim in chunk]
-        )
+        left = [claim.scope_position for claim in chunk] + (passed_over if last else [])
+        pending = planning.pending_after_take(head.counted_to, head.pending, left)
         moved = ConsumerHead(
             position=position,
             version=head.version + 1,
@@ -186,7 +201,7 @@ def _take(
 
 
 def _claim(
-    entry: LoggedEvent, state: str, due_at: float, delivery_count: int, retention_seconds: int
+    entry: LoggedEvent, state: str, due_at: float, delivery_count: int, retention_seconds: int, epoch: int
 ) -> InFlight:
     """A new event held in flight: leased (delivered now, its first lease) or waiting (queued, no lease
     yet). Its item leaves with its event, at the end of retention."""
@@ -200,7 +215,7 @@ def _claim(
         state=state,
         due_at=due_at,
         delivery_count=delivery_count,
-        lease_seq=delivery_count,
+        lease_seq=(epoch << LEASE_EPOCH_BITS) + delivery_count,
         expires_at=int(received_at) + retention_seconds,
         received_at=received_at,
     )
@@ -295,11 +310,26 @@ def _await_deliverable(
 
 
 def ack(ctx: Consumers, consumer: StoredConsumer, ack_ids: list[str]) -> AckResult:
+    """A second ack of the same id is harmless and counts as acked (its receipt says so). An ack of an
+    earlier lease is expired: the event's lease ran out, and it was delivered again (or buried)."""
     held = _held(ctx, consumer, ack_ids)
-    outcome = ctx.store.settle(consumer.tenant_id, consumer.id, _unique(held.values()), now=ctx.clock())
-    # An ack of what is already settled (a second ack of the same id) is harmless: it counts as acked.
-    expired = [token for token, ack_id in held.items() if outcome[ack_id.position] == "expired"]
+    latest = _latest_leases(held.values())
+    outcome = ctx.store.settle(consumer.tenant_id, consumer.id, sorted(latest.items()), now=ctx.clock())
+    expired = [
+        token
+        for token, ack_id in held.items()
+        if latest[ack_id.position] != ack_id.lease_seq or outcome[ack_id.position] != "done"
+    ]
     return AckResult(acked=len(held) - len(expired), expired=expired)
+
+
+def _latest_leases(ack_ids: Iterable[AckId]) -> dict[int, int]:
+    """One lease per event: of two ack ids of one event in one request, the later lease is the one that
+    can still hold it; the earlier one is expired."""
+    latest: dict[int, int] = {}
+    for ack_id in ack_ids:
+        latest[ack_id.position] = max(latest.get(ack_id.position, 0), ack_id.lease_seq)
+    return latest
 
 
 def nack(ctx: Consumers, consumer: StoredConsumer, ack_ids: list[str], delay_seconds: int) -> NackResult:
@@ -338,7 +368,11 @@ def term(ctx: Consumers, consumer: StoredConsumer, ack_ids: list[str], reason: s
     }
     if buried:
         ctx.observer.delivered(consumer, first=0, again=0, dead=len(buried))
-    expired = [token for token, ack_id in held.items() if ack_id.position not in buried]
+    expired = [
+        token
+        for token, ack_id in held.items()
+        if ack_id.position not in buried or current[ack_id.position].lease_seq != ack_id.lease_seq
+    ]
     return TermResult(termed=len(held) - len(expired), expired=expired)
 
 
@@ -362,7 +396,9 @@ def _change(
     expired = [
         token
         for token, ack_id in held.items()
-        if outcome.get(ack_id.position) != "done" or ack_id.position not in afters
+        if ack_id.position not in afters
+        or current[ack_id.position].lease_seq != ack_id.lease_seq
+        or outcome.get(ack_id.position) != "done"
     ]
     return len(held) - len(expired), expired
 
@@ -378,10 +414,6 @@ def _holds(item: InFlight | None, ack_id: AckId, now: float) -> bool:
 
 def _held(ctx: Consumers, consumer: StoredConsumer, tokens: list[str]) -> dict[str, AckId]:
     return dict(zip(tokens, decode_ack_ids(ctx.codec, consumer.tenant_id, consumer.id, tokens), strict=True))
-
-
-def _unique(ack_ids: object) -> list[tuple[int, int]]:
-    return sorted({(ack_id.position, ack_id.lease_seq) for ack_id in ack_ids})  # type: ignore[attr-defined]
 
 
 def _unique_ids(ack_ids: object) -> list[AckId]:

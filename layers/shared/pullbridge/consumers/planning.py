@@ -61,17 +61,22 @@ def record_key(event: dict[str, Any]) -> str | None:
 
 
 def held_back(in_flight: Iterable[InFlight], ordering: Ordering) -> set[int]:
-    """Positions that may not go out yet: with `ordering: "record"`, every in-flight event of a record
-    but its earliest. Its successors wait until it is acked or dead."""
+    """Positions that may not go out now. With `ordering: "record"`, one event of a record at a time:
+    while one is leased (its lease running or run out), every other event of its record waits; with
+    none leased, only the earliest may go. So a redriven dead letter waits for a later event of its
+    record that is out, and events queued behind an event go out in log order after it."""
     if ordering == "none":
         return set()
-    earliest: dict[str, int] = {}
-    positions: list[tuple[str, int]] = []
+    by_record: dict[str, list[InFlight]] = {}
     for item in in_flight:
         if item.record_key is not None:
-            positions.append((item.record_key, item.position))
-            earliest[item.record_key] = min(earliest.get(item.record_key, item.position), item.position)
-    return {position for key, position in positions if position != earliest[key]}
+            by_record.setdefault(item.record_key, []).append(item)
+    blocked: set[int] = set()
+    for items in by_record.values():
+        leased = [item for item in items if item.state == "leased"]
+        allowed = min(leased or items, key=lambda item: item.position)
+        blocked.update(item.position for item in items if item is not allowed)
+    return blocked
 
 
 def due(in_flight: Sequence[InFlight], now: float, ordering: Ordering) -> list[InFlight]:
@@ -100,12 +105,16 @@ def room_for_new(in_flight: Sequence[InFlight], limits: Limits) -> int:
 
 
 def plan_redeliveries(in_flight: Sequence[InFlight], now: float, limits: Limits) -> ReceivePlan:
+    """Buries first what is due again but was delivered `max_deliveries` times, so that a buried event
+    no longer holds its record back; then leases again what may go out, oldest first."""
     plan = ReceivePlan()
-    for item in due(in_flight, now, limits.ordering):
-        if limits.max_deliveries is not None and item.delivery_count >= limits.max_deliveries:
-            plan.dead.append(item)
-        elif len(plan.redeliver) < limits.max_batch_size:
-            plan.redeliver.append(item)
+    if limits.max_deliveries is not None:
+        plan.dead = [
+            item for item in in_flight if item.due_at <= now and item.delivery_count >= limits.max_deliveries
+        ]
+    buried = {item.position for item in plan.dead}
+    remaining = [item for item in in_flight if item.position not in buried]
+    plan.redeliver = due(remaining, now, limits.ordering)[: limits.max_batch_size]
     return plan
 
 
@@ -124,11 +133,12 @@ def plan_new(
     `new_events` are every matching event the read found in (`position`, `scanned_to`]. The consumer's
     position moves past the last event taken; when all were taken, to `scanned_to`, past the events that
     did not match, so they are not read again."""
-    busy = {item.record_key for item in in_flight if item.record_key is not None} - {
-        item.record_key for item in plan.dead
+    buried = {item.position for item in plan.dead}
+    busy = {
+        item.record_key
+        for item in in_flight
+        if item.record_key is not None and item.position not in buried and limits.ordering == "record"
     }
-    if limits.ordering == "none":
-        busy = set()
     room = room_for_new(in_flight, limits) + len(plan.dead)
     for event in new_events:
         if room == 0 or plan.delivers == limits.max_batch_size:

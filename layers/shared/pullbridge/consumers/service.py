@@ -202,10 +202,14 @@ def redrive(ctx: Consumers, tenant_id: str, reference: str, request: RedriveRequ
         wanted = set(request.event_ids or [])
         rows = ctx.store.dead_letters_at(tenant_id, consumer.id, positions)
         live = [row for row in rows if row.item.event_id in wanted and row.item.expires_at > now]
+    # A dead letter after the consumer's position (after a seek back) comes again from the log: it leaves
+    # the dead letters, and the log delivers it, once. Any other goes back in flight, to be delivered anew.
     moves: list[tuple[DeadLetterRow, InFlight | None]] = [
         (
             row,
-            replace(
+            None
+            if row.item.scope_position > state.head.position
+            else replace(
                 row.item, state="waiting", due_at=0.0, delivery_count=0, lease_seq=row.item.lease_seq + 1
             ),
         )

@@ -26,11 +26,13 @@ from pullbridge.storage.keys import (
     consumer_partition,
     consumer_pk,
     dead_letter_partition,
+    receipt_partition,
     tenant_log,
 )
 from pullbridge.storage.model import ConsumerHead, ConsumerState, InFlight
 from pullbridge.storage.transactions import MAX_TRANSACTION_ITEMS, chunks
 
+RECEIPT_SECONDS = 86_400
 Settled = Literal["done", "expired", "gone"]
 """What became of one ack id: settled; its lease had run out (or it was nacked) first; or nothing holds it
 (acked already, dead-lettered, or dropped by a seek)."""
@@ -153,7 +155,11 @@ class ConsumerStore(DeadLetters):
             ],
             raise_on_cancel=True,
         )
-        for key in (partition, dead_letter_partition(tenant_id, consumer_id)):
+        for key in (
+            partition,
+            dead_letter_partition(tenant_id, consumer_id),
+            receipt_partition(tenant_id, consumer_id),
+        ):
             self._delete_partition(key)
 
     # --- taking events from the log -------------------------------------------------------------------
@@ -257,7 +263,7 @@ class ConsumerStore(DeadLetters):
 
         landed: list[InFlight] = []
         for chunk in chunks(changes, MAX_TRANSACTION_ITEMS):
-            landed += [after for _, after in self._transact_each(chunk, lambda change: action(*change))]
+            landed += [after for _, after in self._transact_each(chunk, lambda change: [action(*change)])]
         return landed
 
     def settle(
@@ -269,46 +275,58 @@ class ConsumerStore(DeadLetters):
         now: float,
         after: Mapping[int, InFlight] | None = None,
     ) -> dict[int, Settled]:
-        """Ack (delete) or change (`after[position]`: a nack or an extension) the events held at
-        `(position, lease_seq)`, each only while that lease is still running at `now`."""
+        """Ack or change (`after[position]`: a nack or an extension) the events held at
+        `(position, lease_seq)`, each only while that lease is still running at `now`, one lease per
+        position. An ack deletes the event and leaves a receipt of its lease for a day, so a second ack
+        of it is told "done", and an ack of an earlier lease, whose event another worker acked since or
+        which became a dead letter, is told it expired."""
         partition = consumer_partition(tenant_id, consumer_id)
+        receipts = receipt_partition(tenant_id, consumer_id)
         changes = after or {}
         condition = "seq = :seq AND #state = :leased AND due > :now"
 
-        def action(entry: tuple[int, int]) -> dict[str, Any]:
+        def actions(entry: tuple[int, int]) -> list[Any]:
             position, seq = entry
-            values = {":seq": n(seq), ":leased": s("leased"), ":now": n(ms(now))}
-            names = {"#state": "state"}
-            if position in changes:
-                return {
-                    "Put": {
-                        "TableName": self._events_table,
-                        "Item": in_flight_item(partition, changes[position]),
-                        "ConditionExpression": condition,
-                        "ExpressionAttributeValues": values,
-                        "ExpressionAttributeNames": names,
-                    }
-                }
-            return {
-                "Delete": {
-                    "TableName": self._events_table,
-                    "Key": {"pk": s(partition), "sk": n(position)},
-                    "ConditionExpression": condition,
-                    "ExpressionAttributeValues": values,
-                    "ExpressionAttributeNames": names,
-                }
+            guard = {
+                "ConditionExpression": condition,
+                "ExpressionAttributeValues": {":seq": n(seq), ":leased": s("leased"), ":now": n(ms(now))},
+                "ExpressionAttributeNames": {"#state": "state"},
             }
+            table = {"TableName": self._events_table}
+            if position in changes:
+                return [{"Put": table | {"Item": in_flight_item(partition, changes[position])} | guard}]
+            receipt = {
+                "pk": s(receipts),
+                "sk": n(position),
+                "seq": n(seq),
+                "expires_at": n(int(now) + RECEIPT_SECONDS),
+            }
+            return [
+                {"Delete": table | {"Key": {"pk": s(partition), "sk": n(position)}} | guard},
+                {"Put": table | {"Item": receipt}},
+            ]
 
         outcome: dict[int, Settled] = {}
-        for chunk in chunks(held, MAX_TRANSACTION_ITEMS):
-            done = {entry[0] for entry in self._transact_each(chunk, action)}
+        per_transaction = MAX_TRANSACTION_ITEMS // 2
+        for chunk in chunks(held, per_transaction):
+            done = {entry[0] for entry in self._transact_each(chunk, actions)}
             refused = [entry for entry in chunk if entry[0] not in done]
             present = self._in_flight_at(partition, [position for position, _ in refused])
-            outcome.update(dict.fromkeys(done, "done"))
-            outcome.update(
-                {position: "expired" if position in present else "gone" for position, _ in refused}
+            receipted = self._receipts_at(
+                receipts, [position for position, _ in refused if position not in present]
             )
+            outcome.update(dict.fromkeys(done, "done"))
+            for position, seq in refused:
+                if position in present:
+                    outcome[position] = "expired"
+                else:
+                    outcome[position] = (
+                        "done" if receipted.get(position) == seq and position not in changes else "gone"
+                    )
         return outcome
+
+    def _receipts_at(self, receipts: str, positions: Sequence[int]) -> dict[int, int]:
+        return {num(item, "sk"): num(item, "seq") for item in self._batch_get(receipts, positions)}
 
     # --- dead letters ---------------------------------------------------------------------------------
 

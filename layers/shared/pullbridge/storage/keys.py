@@ -9,6 +9,7 @@ EventsTable (pk S, sk N)
     T#<tenant>#K#<consumer>, <seq>    one event the consumer holds in flight, by its tenant position
     T#<tenant>#K#<consumer>#D, 0      the consumer's dead-letter count
     T#<tenant>#K#<consumer>#D, <seq>  one dead letter, with a copy of its event
+    T#<tenant>#K#<consumer>#A, <seq>  the receipt of an ack: which lease it settled (kept a day)
 
 ControlTable (pk S, sk S; GSI by_tenant on gsi1pk/gsi1sk, sparse GSI by_due on gsi2pk/gsi2sk)
     KEY#<sha256 of api key>, KEY           an API key's tenant       (by_tenant: T#<tenant>#KEY)
@@ -81,6 +82,10 @@ def consumer_partition(tenant_id: str, consumer_id: str) -> str:
 
 def dead_letter_partition(tenant_id: str, consumer_id: str) -> str:
     return f"T#{tenant_id}#K#{consumer_id}#D"
+
+
+def receipt_partition(tenant_id: str, consumer_id: str) -> str:
+    return f"T#{tenant_id}#K#{consumer_id}#A"
 
 
 # --- ControlTable --------------------------------------------------------------------------------------

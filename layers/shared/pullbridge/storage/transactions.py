@@ -63,15 +63,22 @@ class Transactions(StoreCore):
                 return
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def _transact_each(self, entries: Sequence[T], action: Callable[[T], Any]) -> list[T]:
+    def _transact_each(self, entries: Sequence[T], actions_of: Callable[[T], list[Any]]) -> list[T]:
         """One transaction for all; when conditions refuse some, the others again without them (the
-        cancellation says which refused). Returns the entries whose action landed."""
+        cancellation says which action refused, so which entry). Returns the entries whose actions landed."""
         remaining = list(entries)
         conflicts = 0
         while remaining:
-            refused = self._transact([action(entry) for entry in remaining])
-            if refused is None:
+            actions: list[Any] = []
+            owner: list[int] = []
+            for index, entry in enumerate(remaining):
+                for action in actions_of(entry):
+                    actions.append(action)
+                    owner.append(index)
+            refused_actions = self._transact(actions)
+            if refused_actions is None:
                 return remaining
+            refused = {owner[index] for index in refused_actions}
             if not refused:  # another transaction held one of the items: nothing landed, try again
                 conflicts += 1
                 if conflicts > MAX_CONFLICT_RETRIES:
