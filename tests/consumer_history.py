@@ -413,10 +413,22 @@ class _Checker:
         if event is None:
             self.report(UNKNOWN_EVENT, f"{event_id} was delivered but never written", [index], event_id)
             return
+        life = self.life(event_id)
+        self.check_where(index, event, life)
+        self.check_settled(index, event_id, life)
+        life.status = "open"  # out again, whatever came before: it must be settled again
+        self.check_lease_free(index, operation, event_id, life, until)
+        expected = self.check_count(index, delivered, life)
+        if self.config.ordering == "record" and event.record_key is not None:
+            self.check_record(index, event, operation.at, until)
+        self.check_lease_length(index, operation, delivered, until)
+        self.take_lease(index, operation, delivered, life, expected)
+
+    def check_where(self, index: int, event: Written, life: _Life) -> None:
+        event_id = event.event_id
         write = self.write_op[event_id]
         if not event.matches:
             self.report(NOT_MATCHING, f"{event_id} does not match the filters", [write, index], event_id)
-        life = self.life(event_id)
         if event.position <= self.floor and life.redriven_op is None:
             self.report(
                 BEFORE_POSITION,
@@ -424,6 +436,8 @@ class _Checker:
                 [write, index],
                 event_id,
             )
+
+    def check_settled(self, index: int, event_id: str, life: _Life) -> None:
         if life.status == "acked":
             self.report(
                 REDELIVERED_AFTER_ACK,
@@ -438,7 +452,10 @@ class _Checker:
                 [life.settled_op, index],
                 event_id,
             )
-        life.status = "open"  # out again, whatever came before: it must be settled again
+
+    def check_lease_free(
+        self, index: int, operation: Receive, event_id: str, life: _Life, until: float
+    ) -> None:
         previous = life.lease
         if previous is not None and previous.live(until):
             self.report(
@@ -455,7 +472,10 @@ class _Checker:
                 [previous.ended_op, index],
                 event_id,
             )
-        expected = life.count + 1
+
+    def check_count(self, index: int, delivered: Delivered, life: _Life) -> int:
+        event_id = delivered.event_id
+        expected: int = life.count + 1
         if delivered.delivery_count != expected:
             self.report(
                 DELIVERY_COUNT,
@@ -472,19 +492,25 @@ class _Checker:
                 [*life.delivered_ops, index],
                 event_id,
             )
-        if self.config.ordering == "record" and event.record_key is not None:
-            self.check_record(index, event, operation.at, until)
+        return expected
+
+    def check_lease_length(self, index: int, operation: Receive, delivered: Delivered, until: float) -> None:
         wait = self.config.ack_wait_seconds
         if wait is not None and not (
             operation.at + wait - 0.002 <= delivered.lease_expires_at <= until + wait + 0.002
         ):
             self.report(
                 LEASE_LENGTH,
-                f"{event_id}'s lease runs until {delivered.lease_expires_at:.3f}, not ack_wait_seconds "
-                f"({wait}) after the receive",
+                f"{delivered.event_id}'s lease runs until {delivered.lease_expires_at:.3f}, not "
+                f"ack_wait_seconds ({wait}) after the receive",
                 [index],
-                event_id,
+                delivered.event_id,
             )
+
+    def take_lease(
+        self, index: int, operation: Receive, delivered: Delivered, life: _Life, expected: int
+    ) -> None:
+        event_id = delivered.event_id
         lease = _Lease(
             event_id,
             delivered.ack_id,

@@ -280,29 +280,19 @@ def test_the_leases_of_a_worker_that_died_come_back_to_the_others_after_ack_wait
     assert len(held) == 5
     recorder.die("doomed")  # it received, and never acts again
     lease_ends = {item.event.id: item.lease_expires_at for item in held}
-    acked: set[str] = set()
-    lock = threading.Lock()
+    acked = _Acked(len(event_ids))
     errors: list[BaseException] = []
     deadline = time.time() + TIME_LIMIT
-
-    def worker(name: str) -> None:
-        mine = recorder.sharing(_consumers(settings))
-        try:
-            while time.time() < deadline:
-                with lock:
-                    if len(acked) == len(event_ids):
-                        return
-                deliveries, _ = _receive(mine, name, 3, wait=2)  # long-polls until a lease runs out
-                if deliveries:
-                    assert mine.ack(name, [item.ack_id for item in deliveries]) == ()
-                    with lock:
-                        acked.update(item.event.id for item in deliveries)
-        except BaseException as exc:
-            errors.append(exc)
-
-    _run([threading.Thread(target=worker, args=(f"w{n}",), name=f"w{n}") for n in range(2)])
+    _run(
+        [
+            threading.Thread(
+                target=_ack_until_all_are, args=(recorder, settings, f"w{n}", acked, deadline, errors)
+            )
+            for n in range(2)
+        ]
+    )
     assert not errors, errors
-    assert acked == set(event_ids)
+    assert acked.ids == set(event_ids)
     _drained(recorder)
 
     again = [
@@ -312,11 +302,56 @@ def test_the_leases_of_a_worker_that_died_come_back_to_the_others_after_ack_wait
     ]
     assert sorted(delivered.event_id for _, delivered in again) == sorted(lease_ends)
     assert all(delivered.delivery_count == 2 for _, delivered in again)
-    for operation in recorder.history:  # none went out again before the dead worker's lease ran out
-        if isinstance(operation, Receive) and operation.worker != "doomed":
-            for delivered in operation.deliveries:
-                if delivered.event_id in lease_ends:
-                    assert operation.until is not None
-                    assert operation.until >= epoch(lease_ends[delivered.event_id])
+    assert not _out_before_the_lease_ended(recorder, lease_ends)
     violations = recorder.check()
     assert not violations, describe(recorder.history, violations)
+
+
+class _Acked:
+    """The event ids the workers acked, shared between their threads."""
+
+    def __init__(self, total: int) -> None:
+        self.ids: set[str] = set()
+        self.total = total
+        self.lock = threading.Lock()
+
+    def add(self, event_ids: list[str]) -> None:
+        with self.lock:
+            self.ids.update(event_ids)
+
+    @property
+    def complete(self) -> bool:
+        with self.lock:
+            return len(self.ids) == self.total
+
+
+def _ack_until_all_are(
+    recorder: HistoryRecorder,
+    settings: ApiSettings,
+    name: str,
+    acked: _Acked,
+    deadline: float,
+    errors: list[BaseException],
+) -> None:
+    mine = recorder.sharing(_consumers(settings))
+    try:
+        while time.time() < deadline and not acked.complete:
+            deliveries, _ = _receive(mine, name, 3, wait=2)  # long-polls until a lease runs out
+            if deliveries:
+                assert mine.ack(name, [item.ack_id for item in deliveries]) == ()
+                acked.add([item.event.id for item in deliveries])
+    except BaseException as exc:
+        errors.append(exc)
+
+
+def _out_before_the_lease_ended(recorder: HistoryRecorder, lease_ends: dict[str, str]) -> list[str]:
+    """Events another worker received before the dead worker's lease on them ran out."""
+    early = []
+    for operation in recorder.history:
+        if not isinstance(operation, Receive) or operation.worker == "doomed":
+            continue
+        for delivered in operation.deliveries:
+            ended = lease_ends.get(delivered.event_id)
+            if ended is not None and (operation.until is None or operation.until < epoch(ended)):
+                early.append(delivered.event_id)
+    return early
