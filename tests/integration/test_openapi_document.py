@@ -16,6 +16,9 @@ SUCCESS = {
     ("post", "/external-event-subscriptions"): "201",
     ("post", "/external-event-subscriptions/{subscription_id}/pull"): "202",
     ("delete", "/external-event-subscriptions/{subscription_id}"): "204",
+    ("post", "/consumers"): "201",
+    ("delete", "/consumers/{consumer}"): "204",
+    ("delete", "/consumers/{consumer}/dead-letters/{event_id}"): "204",
 }
 
 
