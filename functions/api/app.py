@@ -351,9 +351,10 @@ def delete_consumer(consumer: ConsumerRef) -> Response[str]:
     summary="Lease a batch of events; with wait, hold until one can be delivered",
     responses=responses(200, "The deliveries (maybe none)", 404, 413),
 )
-def receive(consumer: ConsumerRef, request: Annotated[ReceiveRequest, Body()]) -> ReceiveResult:
+def receive(consumer: ConsumerRef, request: Annotated[ReceiveRequest | None, Body()] = None) -> ReceiveResult:
+    asked = request or ReceiveRequest()  # no body: the defaults, a batch of 10 without waiting
     found = find_consumer(store, _tenant(), consumer)
-    return consumer_leases.receive(consumers, found, request.max_batch_size, request.wait)
+    return consumer_leases.receive(consumers, found, asked.max_batch_size, asked.wait)
 
 
 @app.post(

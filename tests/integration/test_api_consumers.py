@@ -182,3 +182,10 @@ def test_an_unknown_consumer_is_404_on_every_route(call: Call) -> None:
     ]:
         status, answer = call(method, path, body)
         assert (status, answer["error"]["key"]) == (404, "consumer_not_found"), (method, path)
+
+
+def test_a_receive_without_a_body_takes_the_defaults(call: Call, webhook: Callable[[str], None]) -> None:
+    webhook("a")
+    call("POST", "/consumers", {"name": "w"})
+    status, received = call("POST", "/consumers/w/receive")
+    assert (status, len(received["data"])) == (200, 1)
