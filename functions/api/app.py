@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from datetime import datetime
 from functools import cache
@@ -15,6 +16,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pullbridge import connections as connection_service
+from pullbridge import records as record_service
 from pullbridge.auth import authenticate
 from pullbridge.consumers import delivery as consumer_leases
 from pullbridge.consumers import service as consumer_service
@@ -58,6 +60,8 @@ from pullbridge.models import (
     EventPage,
     EventSource,
     Health,
+    Record,
+    RecordPage,
 )
 from pullbridge.observability import ConsumerMetrics
 from pullbridge.openapi import document, responses
@@ -297,6 +301,44 @@ def list_pulls(
 )
 def get_pull(pull_id: Annotated[str, Path(max_length=64)]) -> Pull:
     return pulls.get_pull(store, _tenant(), pull_id).public()
+
+
+@app.get(
+    "/records",
+    summary="The latest state of each record of one connection's collection, in record id order",
+    responses=responses(200, "A page", 404, 410),
+)
+def list_records(
+    connection_id: Annotated[str, Query(min_length=1, max_length=64)],
+    collection: Annotated[str, Query(min_length=1, max_length=64)],
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    include_deleted: Annotated[bool, Query()] = False,
+) -> RecordPage:
+    return record_service.list_records(
+        store,
+        codec,
+        _tenant(),
+        connection_id=connection_id,
+        collection=collection,
+        cursor=cursor,
+        limit=limit,
+        include_deleted=include_deleted,
+        now=time.time(),
+    )
+
+
+@app.get(
+    "/records/<connection_id>/<collection>/<record_id>",
+    summary="One record: its latest state, or its tombstone",
+    responses=responses(200, "The record", 404),
+)
+def get_record(
+    connection_id: Annotated[str, Path(max_length=64)],
+    collection: Annotated[str, Path(max_length=64)],
+    record_id: Annotated[str, Path(max_length=1024)],
+) -> Record:
+    return record_service.get_record(store, _tenant(), connection_id, collection, record_id)
 
 
 # --- consumers: every route takes the consumer's id or its name ---------------------------------------

@@ -35,6 +35,8 @@ API_ROUTES = {
     ("POST", "/external-event-subscriptions/{subscription_id}/pull"),
     ("GET", "/external-event-pulls"),
     ("GET", "/external-event-pulls/{pull_id}"),
+    ("GET", "/records"),
+    ("GET", "/records/{connection_id}/{collection}/{record_id}"),
     ("POST", "/consumers"),
     ("GET", "/consumers"),
     ("GET", "/consumers/{consumer}"),
@@ -236,10 +238,16 @@ def test_ingest_cannot_scan_query_or_delete() -> None:
     assert "dynamodb:BatchGetItem" not in _unconditional_actions_on("IngestFunction", "ControlTable")
 
 
-def test_ingest_may_write_only_snapshot_items_of_the_control_table() -> None:
+def test_ingest_may_write_only_snapshot_and_record_items_of_the_control_table() -> None:
     [statement] = [s for s in _statements("IngestFunction") if "Condition" in s]
-    assert set(_as_list(statement["Action"])) == {"dynamodb:PutItem", "dynamodb:DeleteItem"}
-    assert statement["Condition"] == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["SNAP#*"]}}
+    assert set(_as_list(statement["Action"])) == {
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:UpdateItem",
+    }
+    assert statement["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["SNAP#*", "REC#*"]}
+    }
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)

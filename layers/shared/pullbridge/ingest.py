@@ -20,6 +20,7 @@ from pullbridge.storage import (
     ConnectionChanged,
     ConnectionGuard,
     EventDraft,
+    RecordChange,
     SnapshotChange,
     Store,
 )
@@ -84,6 +85,15 @@ def _snapshot_change(connection: StoredConnection, event: NormalizedEvent) -> Sn
     return SnapshotChange(connection.id, event.collection, event.record_id, digest)
 
 
+def _record_change(connection: StoredConnection, event: NormalizedEvent) -> RecordChange | None:
+    """The webhook carries the whole object: it is the record's latest state (a delete keeps the
+    record as a tombstone)."""
+    if event.collection is None or event.record_id is None or len(event.record_id) > MAX_SNAPSHOT_ID_CHARS:
+        return None
+    deleted = event.action == "deleted"
+    return RecordChange(connection.id, event.collection, event.record_id, event.data, deleted=deleted)
+
+
 def handle_webhook(
     store: Store,
     connections: ConnectionCache,
@@ -111,6 +121,7 @@ def handle_webhook(
                 _document(connection, event, received_at),
                 delivery_id=event.delivery_id,
                 snapshot=_snapshot_change(connection, event) if refreshes_snapshot else None,
+                record=_record_change(connection, event) if refreshes_snapshot else None,
             )
             for event in provider.normalize(request, connection.settings)
         ]

@@ -140,3 +140,24 @@ class Health(ApiModel):
     status: Literal["ok"]
     checks: dict[str, Literal["ok"]] = Field(default_factory=dict)
     """Each dependency checked: none for liveness, `{"dynamodb": "ok"}` with `?deep=true`."""
+
+
+class Record(ApiModel):
+    """The latest known state of one upstream record (PRODUCT.md, "Records")."""
+
+    connection_id: str
+    provider: ProviderName
+    collection: str
+    record_id: str
+    data: Any
+    deleted: bool
+    first_seen_at: str
+    changed_at: str
+    upstream_updated_at: str | None
+    last_event_id: str
+
+
+class RecordPage(ApiModel):
+    data: list[Record]
+    next_cursor: str
+    has_more: bool

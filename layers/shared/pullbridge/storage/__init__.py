@@ -8,6 +8,7 @@ One module per thing stored, each a part of `Store` (which is nothing but their 
 - `control`: control records (API keys, tenants, connections, subscriptions, pulls);
 - `snapshots`: the full-scan snapshot; `blobs`: bytes larger than an item;
 - `consumers`: a consumer's head, in-flight events and dead letters;
+- `records`: the latest state of each upstream record;
 - `client`: the DynamoDB client, and the one place botocore's failures become `StorageUnavailable`;
 - `attributes`: attribute values and the documents items carry; `model`: what callers pass and get.
 
@@ -31,7 +32,9 @@ from pullbridge.storage.model import (
     LoggedEvent,
     LogRead,
     LogRow,
+    RecordChange,
     SnapshotChange,
+    StoredRecord,
 )
 from pullbridge.storage.store import Store
 
@@ -48,8 +51,10 @@ __all__ = [
     "LogRead",
     "LogRow",
     "LoggedEvent",
+    "RecordChange",
     "SnapshotChange",
     "Store",
+    "StoredRecord",
     "_encode_document",
     "dynamodb_client",
     "key_part",

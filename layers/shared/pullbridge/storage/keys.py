@@ -19,6 +19,8 @@ ControlTable (pk S, sk S; GSI by_tenant on gsi1pk/gsi1sk, sparse GSI by_due on g
     SUBKEY#<conn>#<collection>, SUBKEY     one subscription per connection and collection
     PULL#<id>, PULL | <blob>#<n>           a pull record, and its blobs  (by_tenant: T#<tenant>#PULL)
     SNAP#<conn>#<collection>, <record id>  the full-scan snapshot of one record
+    REC#<conn>#<collection>, <record id>   the latest state of one record (a tombstone once deleted)
+    CONNHEALTH#<conn>, HEALTH              a connection's pulls as its health reports them
     CONSUMER#<id>, CONSUMER                a consumer                (by_tenant: T#<tenant>#CONSUMER)
     CONSUMERNAME#<tenant>#<name>, CONSUMERNAME  a consumer's name, unique in its tenant
 """
@@ -141,6 +143,17 @@ def consumers_index(tenant_id: str) -> str:
 
 def consumer_name_pk(tenant_id: str, name: str) -> str:
     return f"CONSUMERNAME#{tenant_id}#{name}"
+
+
+def record_partition(connection_id: str, collection: str) -> str:
+    return f"REC#{connection_id}#{key_part(collection)}"
+
+
+def connection_health_pk(connection_id: str) -> str:
+    return f"CONNHEALTH#{connection_id}"
+
+
+CONNECTION_HEALTH_SK = "HEALTH"
 
 
 def snapshot_partition(connection_id: str, collection: str) -> str:

@@ -44,6 +44,7 @@ from pullbridge.storage.planning import (
     item_roles,
     planned_take,
 )
+from pullbridge.storage.records import record_write
 from pullbridge.storage.snapshots import snapshot_write
 
 if TYPE_CHECKING:
@@ -279,6 +280,16 @@ class LogWriter(LogHeads):
                 items.append(self._claim_put(draft.connection_id, draft.delivery_id, event_id, expires_at))
             if draft.snapshot is not None:
                 items.append(snapshot_write(self._control_table, draft.snapshot))
+            if draft.record is not None:
+                items.append(
+                    record_write(
+                        self._control_table,
+                        draft.record,
+                        event_id=event_id,
+                        at=str(draft.document.get("received_at") or ""),
+                        tombstone_expires_at=expires_at,
+                    )
+                )
             row = self._row_attributes(event_id, doc_name, doc_value, expires_at)
             for take, position, other in ((tenant, seq, cseq), (connection, cseq, seq)):
                 items.append(

@@ -20,6 +20,31 @@ class SnapshotChange:
 
 
 @dataclass(frozen=True)
+class RecordChange:
+    """A record's new state, as an event shows it: its object, or a delete (data as last seen)."""
+
+    connection_id: str
+    collection: str
+    record_id: str
+    data: Any
+    deleted: bool = False
+    upstream_updated_at: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    connection_id: str
+    collection: str
+    record_id: str
+    data: Any
+    deleted: bool
+    first_seen_at: str
+    changed_at: str
+    upstream_updated_at: str | None
+    last_event_id: str
+
+
+@dataclass(frozen=True)
 class EventDraft:
     """An event ready to be logged; the log gives it an id and positions."""
 
@@ -30,10 +55,12 @@ class EventDraft:
     """Provider delivery id; events sharing one are stored once. None for pull events."""
     snapshot: SnapshotChange | None = None
     """Written in the same transaction as the event, so the snapshot never runs ahead of the log."""
+    record: RecordChange | None = None
+    """The record's new state, in the same transaction: a record and its `last_event_id` agree."""
 
     @property
     def transaction_items(self) -> int:
-        return 2 + (self.delivery_id is not None) + (self.snapshot is not None)
+        return 2 + (self.delivery_id is not None) + (self.snapshot is not None) + (self.record is not None)
 
 
 @dataclass(frozen=True)

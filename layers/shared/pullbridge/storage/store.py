@@ -8,9 +8,10 @@ from pullbridge.storage.consumers import ConsumerStore
 from pullbridge.storage.control import ControlRecords
 from pullbridge.storage.log_reader import LogReader
 from pullbridge.storage.log_writer import LogWriter
+from pullbridge.storage.records import Records
 from pullbridge.storage.snapshots import Snapshots
 
 
-class Store(LogWriter, LogReader, ControlRecords, Snapshots, Blobs, ConsumerStore):
-    """The event log, control records, snapshots, blobs and consumers' state, sharing one client, its
-    tables and a clock."""
+class Store(LogWriter, LogReader, ControlRecords, Snapshots, Blobs, ConsumerStore, Records):
+    """The event log, control records, snapshots, records, blobs and consumers' state, sharing one
+    client, its tables and a clock."""

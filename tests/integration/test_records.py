@@ -1,0 +1,151 @@
+"""Records: the latest state of each upstream record, kept by the webhooks that carry the whole object in
+the same commit as their event, and served by `GET /records` in record id order."""
+
+from __future__ import annotations
+
+import json
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from pullbridge.connections import create_connection
+from pullbridge.models import ConnectionCreate
+from pullbridge.settings import ApiSettings
+from pullbridge.storage import EventDraft, RecordChange, Store
+from tests.integration.test_ingest_providers import PLAIN_SECRET, _create, _stripe, _webhook
+from tests.paths import FIXTURES_DIR
+from tests.support import TEST_SECRET, api_event, json_body, labelled_event, lambda_context
+
+CUSTOMER_UPDATED = FIXTURES_DIR / "stripe" / "webhook_events" / "customer_updated.json"
+
+
+def _get(api: ModuleType, api_key: str, path: str, query: dict[str, str] | None = None) -> tuple[int, Any]:
+    response = api.lambda_handler(
+        api_event("list_events.json", api_key, path=path, query=query), lambda_context()
+    )
+    return response["statusCode"], json_body(response)
+
+
+def _stripe_webhook(ingest: ModuleType, connection_id: str, body: bytes) -> list[str]:
+    response = ingest.lambda_handler(
+        _webhook(connection_id, body, _stripe(body, connection_id)), lambda_context()
+    )
+    assert response["statusCode"] == 200, response["body"]
+    return list(json_body(response)["event_ids"])
+
+
+def test_a_webhook_that_carries_the_object_keeps_its_record_with_its_event(
+    api: ModuleType, ingest: ModuleType, api_key: str
+) -> None:
+    connection_id = _create(api, api_key, "stripe", None)
+    body = CUSTOMER_UPDATED.read_bytes()
+    (event_id,) = _stripe_webhook(ingest, connection_id, body)
+    customer = json.loads(body)["data"]["object"]
+
+    status, page = _get(api, api_key, "/records", {"connection_id": connection_id, "collection": "customers"})
+    assert status == 200
+    (record,) = page["data"]
+    assert record["record_id"] == customer["id"]
+    assert record["data"] == customer
+    assert (record["provider"], record["collection"], record["deleted"]) == ("stripe", "customers", False)
+    assert record["last_event_id"] == event_id
+    assert record["first_seen_at"] == record["changed_at"]
+    assert page["has_more"] is False
+
+    status, one = _get(api, api_key, f"/records/{connection_id}/customers/{customer['id']}")
+    assert (status, one) == (200, record)
+
+
+def test_a_delete_leaves_a_tombstone_with_the_data_last_seen(
+    api: ModuleType, ingest: ModuleType, api_key: str
+) -> None:
+    connection_id = _create(api, api_key, "stripe", None)
+    updated = json.loads(CUSTOMER_UPDATED.read_bytes())
+    _stripe_webhook(ingest, connection_id, json.dumps(updated).encode())
+    deleted = updated | {"id": "evt_deleted_1", "type": "customer.deleted"}
+    (delete_id,) = _stripe_webhook(ingest, connection_id, json.dumps(deleted).encode())
+
+    query = {"connection_id": connection_id, "collection": "customers"}
+    assert _get(api, api_key, "/records", query)[1]["data"] == []
+    (tombstone,) = _get(api, api_key, "/records", query | {"include_deleted": "true"})[1]["data"]
+    assert (tombstone["deleted"], tombstone["last_event_id"]) == (True, delete_id)
+    assert tombstone["data"]["id"] == updated["data"]["object"]["id"]
+    assert tombstone["first_seen_at"] <= tombstone["changed_at"]
+
+
+def test_a_hundred_thousandth_of_a_collection_pages_through_in_record_id_order(
+    api: ModuleType, api_key: str, store: Store, settings: ApiSettings
+) -> None:
+    """250 records (written as pull events with their records), read back completely, 100 a page."""
+    connection = create_connection(
+        store,
+        settings,
+        "t_alpha",
+        ConnectionCreate(provider="standard", name="c", webhook_secrets=[TEST_SECRET]),
+    )
+    ids = [f"rec_{n:04d}" for n in range(250)]
+    for start in range(0, len(ids), 20):
+        drafts = [
+            EventDraft(
+                connection.id,
+                labelled_event(connection.id, record_id) | {"collection": "things"},
+                record=RecordChange(connection.id, "things", record_id, {"n": record_id}),
+            )
+            for record_id in ids[start : start + 20]
+        ]
+        store.append("t_alpha", connection.id, drafts)
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(10):
+        query = {"connection_id": connection.id, "collection": "things", "limit": "100"}
+        if cursor:
+            query["cursor"] = cursor
+        status, page = _get(api, api_key, "/records", query)
+        assert status == 200
+        assert len(page["data"]) <= 100
+        seen += [record["record_id"] for record in page["data"]]
+        cursor = page["next_cursor"]
+        if not page["has_more"]:
+            break
+    assert seen == sorted(ids)
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "key"),
+    [
+        ({"collection": "customers"}, 400, "validation_error"),
+        ({"connection_id": "conn_x"}, 400, "validation_error"),
+        ({"connection_id": "conn_unknown", "collection": "customers"}, 404, "connection_not_found"),
+        (
+            {"connection_id": "{own}", "collection": "customers", "cursor": "forged.cursor"},
+            400,
+            "invalid_cursor",
+        ),
+        ({"connection_id": "{own}", "collection": "customers", "limit": "501"}, 400, "validation_error"),
+    ],
+)
+def test_bad_record_queries_get_the_contracts_error(
+    api: ModuleType, api_key: str, query: dict[str, str], status: int, key: str
+) -> None:
+    own = _create(api, api_key, "stripe", None)
+    query = {name: value.replace("{own}", own) for name, value in query.items()}
+    answer_status, answer = _get(api, api_key, "/records", query)
+    assert (answer_status, answer["error"]["key"]) == (status, key)
+
+
+def test_another_tenants_connection_and_records_are_unknown(
+    api: ModuleType, ingest: ModuleType, api_key: str, other_api_key: str
+) -> None:
+    connection_id = _create(api, api_key, "stripe", None)
+    body = CUSTOMER_UPDATED.read_bytes()
+    _stripe_webhook(ingest, connection_id, body)
+    customer_id = json.loads(body)["data"]["object"]["id"]
+    query = {"connection_id": connection_id, "collection": "customers"}
+    assert _get(api, other_api_key, "/records", query)[0] == 404
+    assert _get(api, other_api_key, f"/records/{connection_id}/customers/{customer_id}")[0] == 404
+    assert (
+        _get(api, api_key, f"/records/{connection_id}/customers/cus_nobody")[1]["error"]["key"]
+        == "record_not_found"
+    )
+    assert PLAIN_SECRET  # the stripe connection's secret signs the webhook above
