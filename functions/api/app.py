@@ -172,7 +172,9 @@ def get_event(event_id: Annotated[str, Path(max_length=64)]) -> Event:
 def create_connection(request: Annotated[ConnectionCreate, Body()]) -> Response[Connection]:
     connection = connection_service.create_connection(store, settings, _tenant(), request)
     return Response(
-        status_code=201, body=connection.public(_base_url()), content_type=content_types.APPLICATION_JSON
+        status_code=201,
+        body=connection_service.public(store, connection, _base_url()),
+        content_type=content_types.APPLICATION_JSON,
     )
 
 
@@ -190,7 +192,8 @@ def list_connections(
     "/connections/<connection_id>", summary="One connection", responses=responses(200, "The connection", 404)
 )
 def get_connection(connection_id: Annotated[str, Path(max_length=64)]) -> Connection:
-    return connection_service.get_connection(store, _tenant(), connection_id).public(_base_url())
+    connection = connection_service.get_connection(store, _tenant(), connection_id)
+    return connection_service.public(store, connection, _base_url())
 
 
 @app.patch(
@@ -202,7 +205,7 @@ def update_connection(
     connection_id: Annotated[str, Path(max_length=64)], request: Annotated[ConnectionUpdate, Body()]
 ) -> Connection:
     updated = connection_service.update_connection(store, settings, _tenant(), connection_id, request)
-    return updated.public(_base_url())
+    return connection_service.public(store, updated, _base_url())
 
 
 @app.delete(
@@ -211,7 +214,8 @@ def update_connection(
     responses=responses(200, "The archived connection", 404, 409),
 )
 def archive_connection(connection_id: Annotated[str, Path(max_length=64)]) -> Connection:
-    return connection_service.archive_connection(store, _tenant(), connection_id).public(_base_url())
+    archived = connection_service.archive_connection(store, _tenant(), connection_id)
+    return connection_service.public(store, archived, _base_url())
 
 
 @app.post(

@@ -11,8 +11,10 @@ import httpx
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pullbridge.health import record_pull as record_pull_health
 from pullbridge.observability import record_pull_finished
 from pullbridge.pulls.engine import PullEngine
+from pullbridge.pulls.records import StoredPull
 from pullbridge.settings import PullerSettings, load_settings
 from pullbridge.storage import Store, dynamodb_client
 
@@ -23,9 +25,14 @@ metrics = Metrics()
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 store = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
 http_client = httpx.Client(timeout=httpx.Timeout(20.0, connect=5.0), follow_redirects=False)
-engine = PullEngine(
-    store, settings, http_client, on_finished=lambda pull: record_pull_finished(metrics, pull)
-)
+
+
+def pull_finished(pull: StoredPull) -> None:
+    record_pull_finished(metrics, pull)
+    record_pull_health(store, pull)
+
+
+engine = PullEngine(store, settings, http_client, on_finished=pull_finished)
 
 
 @logger.inject_lambda_context

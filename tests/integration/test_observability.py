@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
@@ -223,3 +224,33 @@ def test_consumers_report_deliveries_dead_letters_and_lag_per_tenant(
     alarmed = [blob for blob in blobs if "ConsumerDeadLetters" in blob and "tenant_id" not in blob]
     assert [blob["ConsumerDeadLetters"] for blob in alarmed] in ([1.0], [[1.0]])
     assert alarmed[0]["service"] == "pullbridge"
+
+
+def test_a_complete_scan_reports_what_webhooks_missed_per_tenant(capsys: pytest.CaptureFixture[str]) -> None:
+    now = time.time()
+    metrics = Metrics(namespace="PullbridgeTests", service="pullbridge")
+    scan = StoredPull(
+        id="pull_1",
+        tenant_id="t_alpha",
+        subscription_id="sub_1",
+        connection_id="conn_1",
+        provider="stripe",
+        collection="customers",
+        name="full scan",
+        started_at=now - 2,
+        first_scan=False,
+        status="success",
+        ended_at=now,
+        collected_events_count=3,
+    )
+    capsys.readouterr()
+    record_pull_finished(metrics, scan)
+    blobs = _emf_blobs(capsys.readouterr().out)
+    missed = [blob for blob in blobs if "MissedByWebhooks" in blob]
+    assert [(blob["MissedByWebhooks"], blob["tenant_id"]) for blob in missed] in (
+        [(3.0, "t_alpha")],
+        [([3.0], "t_alpha")],
+    )
+    capsys.readouterr()
+    record_pull_finished(metrics, replace(scan, status="error"))
+    assert not [blob for blob in _emf_blobs(capsys.readouterr().out) if "MissedByWebhooks" in blob]

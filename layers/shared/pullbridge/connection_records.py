@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pullbridge.storage import Store, keys
 
 if TYPE_CHECKING:
-    from pullbridge.models import Connection
+    from pullbridge.models import Connection, ConnectionHealth
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,11 @@ class StoredConnection:
             "archived_at": self.archived_at,
         }
 
-    def public(self, webhook_base_url: str) -> Connection:
-        from pullbridge.models import Connection  # only the API shows connections
+    def public(self, webhook_base_url: str, health: ConnectionHealth | None = None) -> Connection:
+        from pullbridge.models import Connection, ConnectionHealth  # only the API shows connections
 
         return Connection(
+            health=health or ConnectionHealth(),
             id=self.id,
             provider=self.provider,
             name=self.name,

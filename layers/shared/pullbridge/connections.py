@@ -9,8 +9,9 @@ from pullbridge.clock import Clock, system_clock, to_iso
 from pullbridge.connection_records import StoredConnection, index_partition, load_connection, save_connection
 from pullbridge.cursors import CursorCodec, scope_of
 from pullbridge.errors import Conflict, NotFound, ValidationFailed
+from pullbridge.health import healths
 from pullbridge.ids import new_id
-from pullbridge.models import ConnectionCreate, ConnectionPage, ConnectionUpdate
+from pullbridge.models import Connection, ConnectionCreate, ConnectionPage, ConnectionUpdate
 from pullbridge.paging import page_index
 from pullbridge.providers import get_provider
 from pullbridge.settings import OutboundSettings
@@ -43,6 +44,12 @@ def get_connection(store: Store, tenant_id: str, connection_id: str) -> StoredCo
     if connection is None or connection.tenant_id != tenant_id:
         raise NotFound(f"no connection {connection_id}", key="connection_not_found")
     return connection
+
+
+def public(store: Store, connection: StoredConnection, webhook_base_url: str) -> Connection:
+    """The connection as the API shows it, with its health."""
+    found = healths(store, connection.tenant_id, [connection.id])
+    return connection.public(webhook_base_url, found[connection.id])
 
 
 def create_connection(
@@ -158,10 +165,10 @@ def list_connections(
         limit=limit,
         clock=clock,
     )
+    connections = [StoredConnection.from_document(document) for document in page.documents]
+    found = healths(store, tenant_id, [connection.id for connection in connections])
     return ConnectionPage(
-        data=[
-            StoredConnection.from_document(document).public(webhook_base_url) for document in page.documents
-        ],
+        data=[connection.public(webhook_base_url, found[connection.id]) for connection in connections],
         next_cursor=page.next_cursor,
         has_more=page.has_more,
     )

@@ -112,6 +112,19 @@ class ConnectionUpdate(_Strict):
     _settings_bounds = field_validator("settings")(_settings_within_bounds)
 
 
+class ConnectionHealth(ApiModel):
+    """How well the provider's webhooks reach this connection, measured by its pulls."""
+
+    last_webhook_at: str | None = None
+    last_pull_at: str | None = None
+    last_full_scan_at: str | None = None
+    last_full_scan_status: Literal["success", "error"] | None = None
+    missed_by_webhooks: int | None = None
+    """The changes the last complete full scans (one per collection) found that no webhook had
+    delivered; None where that cannot be told (the provider's webhooks do not carry the list API's
+    representation, or no scan has completed since the first)."""
+
+
 class Connection(ApiModel):
     """A connection as the API shows it: its secrets and credentials are never part of it."""
 
@@ -128,6 +141,7 @@ class Connection(ApiModel):
     created_at: str
     updated_at: str
     archived_at: str | None
+    health: ConnectionHealth = Field(default_factory=ConnectionHealth)
 
 
 class ConnectionPage(ApiModel):

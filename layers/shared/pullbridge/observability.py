@@ -46,6 +46,21 @@ def record_pull_finished(metrics: Metrics, pull: StoredPull) -> None:
         metrics.add_metric(
             name="EventsFoundOnlyByPulls", unit=MetricUnit.Count, value=pull.collected_events_count
         )
+    if (
+        pull.is_full_scan
+        and pull.status == "success"
+        and not pull.first_scan
+        and get_provider(pull.provider).webhook_matches_list_representation
+    ):
+        # The tenant's total of what its webhooks missed (a connection's own figure is its `health`: a
+        # dimension per connection would be too many metrics).
+        with single_metric(
+            name="MissedByWebhooks",
+            unit=MetricUnit.Count,
+            value=pull.collected_events_count,
+            namespace=metrics.namespace,
+        ) as metric:
+            metric.add_dimension(name="tenant_id", value=pull.tenant_id)
 
 
 class ConsumerMetrics:

@@ -142,7 +142,7 @@ class LogHeads(StoreCore):
         self._remember(log_key, head_after(take))  # the `ADD` moved it, whatever the commit does
         return take
 
-    def _head_move(self, take: Take, tenant: Take) -> TransactWriteItemTypeDef:
+    def _head_move(self, take: Take, tenant: Take, *, webhook: bool = False) -> TransactWriteItemTypeDef:
         """Move a log's head in the commit, conditional on `seq`, which versions the head: every
         allocation moves it. A connection's head also keeps `tseq`, the tenant position of its last
         event, and moves only past it: a writer holding earlier tenant positions can then never place
@@ -159,6 +159,9 @@ class LogHeads(StoreCore):
         }
         update = "SET #seq = :seq, #at = :now"
         if take is not tenant:
+            if webhook:  # the connection's health: its last webhook, at no cost but a few bytes here
+                names["#webhook_at"] = "webhook_at"
+                update += ", #webhook_at = :now"
             names |= {"#tseq": "tseq", "#until": "lease_until"}
             values[":tlast"] = n(tenant.first + take.size - 1)
             values[":tfirst"] = n(tenant.first)

@@ -255,8 +255,9 @@ class LogWriter(LogHeads):
         guard: ConnectionGuard | None,
     ) -> tuple[list[TransactWriteItemTypeDef], list[str]]:
         tenant, connection = allocation.takes
+        from_webhook = any(draft.delivery_id is not None for draft, _, _ in pending)
         items: list[TransactWriteItemTypeDef] = [
-            self._head_move(take, tenant) for take in allocation.takes if take.planned
+            self._head_move(take, tenant, webhook=from_webhook) for take in allocation.takes if take.planned
         ]
         if guard is not None:
             items.append(

@@ -6,12 +6,13 @@ from __future__ import annotations
 from pullbridge.storage.blobs import Blobs
 from pullbridge.storage.consumers import ConsumerStore
 from pullbridge.storage.control import ControlRecords
+from pullbridge.storage.health import Health
 from pullbridge.storage.log_reader import LogReader
 from pullbridge.storage.log_writer import LogWriter
 from pullbridge.storage.records import Records
 from pullbridge.storage.snapshots import Snapshots
 
 
-class Store(LogWriter, LogReader, ControlRecords, Snapshots, Blobs, ConsumerStore, Records):
+class Store(LogWriter, LogReader, ControlRecords, Snapshots, Blobs, ConsumerStore, Records, Health):
     """The event log, control records, snapshots, records, blobs and consumers' state, sharing one
     client, its tables and a clock."""
