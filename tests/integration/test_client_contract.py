@@ -58,6 +58,8 @@ def _client_fields(cls: type[Any], *, leave_out: frozenset[str] = frozenset()) -
 
 def _sample(name: str, schema: dict[str, Any]) -> Any:
     kinds = _types(schema) - {"null"}
+    if "boolean" in kinds:
+        return True
     if "object" in kinds:
         return {"field": name}
     if "enum" in schema:
@@ -92,11 +94,14 @@ def test_the_client_requires_exactly_the_event_fields_that_are_always_sent_and_n
     assert {name for name, required in client.items() if required} == never_null
 
 
-def test_every_event_field_but_data_is_a_string_as_the_client_checks(schemas: dict[str, Any]) -> None:
+def test_every_event_field_but_data_and_stale_is_a_string_as_the_client_checks(
+    schemas: dict[str, Any],
+) -> None:
     properties = schemas["Event"]["properties"]
+    typed = {name: _types(schema) - {"null"} for name, schema in properties.items() if name != "data"}
 
-    assert {name: _types(schema) - {"null"} for name, schema in properties.items() if name != "data"} == {
-        name: {"string"} for name in properties if name != "data"
+    assert typed == {
+        name: {"boolean"} if name == "stale" else {"string"} for name in properties if name != "data"
     }
 
 

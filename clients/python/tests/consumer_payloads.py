@@ -47,5 +47,6 @@ def event_json(number: int) -> dict[str, Any]:
         "pull_id": None,
         "occurred_at": None,
         "received_at": "2026-01-01T00:00:00Z",
+        "stale": False,
         "data": {"n": number},
     }

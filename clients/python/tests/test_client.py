@@ -50,6 +50,7 @@ def _event(position: int, event_type: str = "invoice.paid") -> dict[str, Any]:
         "pull_id": None,
         "occurred_at": None,
         "received_at": f"2026-01-01T00:00:{position % 60:02d}Z",
+        "stale": False,
         "data": {"n": position},
     }
 

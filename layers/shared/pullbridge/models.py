@@ -50,6 +50,9 @@ class Event(ApiModel):
     pull_id: str | None
     occurred_at: str | None
     received_at: str
+    stale: bool = False
+    """True when the webhook's object is older than the record already held (by the provider's own
+    version): the event is logged, and the record keeps the newer state. False where it cannot be told."""
     data: Any
 
 

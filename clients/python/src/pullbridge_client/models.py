@@ -31,6 +31,8 @@ class Event:
     pull_id: str | None = None
     occurred_at: str | None = None
     received_at: str
+    stale: bool = False
+    """True when the webhook's object was older than the state pullbridge already held."""
     data: Any = None
     extra: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
@@ -46,7 +48,10 @@ class Event:
                     raise ValueError(f"the event has no {name!r}")
                 continue
             item = value[name]
-            if name != "data" and not (isinstance(item, str) or (item is None and not required)):
+            if name == "stale":
+                if not isinstance(item, bool):
+                    raise TypeError(f"the event's 'stale' is not a boolean: {item!r}")
+            elif name != "data" and not (isinstance(item, str) or (item is None and not required)):
                 raise TypeError(f"the event's {name!r} is not a string: {item!r}")
             known[name] = item
         extra = {name: item for name, item in value.items() if name not in _FIELDS}

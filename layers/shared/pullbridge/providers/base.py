@@ -14,6 +14,10 @@ Contract for implementers:
   `NormalizedEvent` per event (HubSpot batches return several). `delivery_id` is what redeliveries share.
 - `list_pages` (full-scan pulls) yields pages from the provider's list API through `ProviderHttp`.
   Providers without a list API raise `NotImplementedError` and declare no `collections`.
+- `updated_pages` (incremental pulls) yields pages of the records changed since a time, and the deletes
+  the provider itself reports (`ListedRecord.action == "deleted"`); `supports_updates` says whether a
+  connection with these settings can be asked for them, and `updates_lookback_seconds` how far back the
+  provider keeps what it answers from (None: no limit).
 - `pullable_collections` says which collections a connection may subscribe to; `request_id_header` names
   the response header a pull error quotes as `data.request_id`.
 - `validate_settings` checks every key of a connection's `settings` and refuses unknown ones; most
@@ -85,7 +89,8 @@ class ListedRecord:
     record_id: str
     data: Any
     created_at: float | None = None
-    # Set only by incremental feeds, whose items are events already: their own type, action and time.
+    # Set by incremental feeds, whose items are events already: their own type, action and time. In the
+    # pages of `updated_pages`, `action` is "deleted" only for a delete the provider reports.
     type: str | None = None
     action: str | None = None
     occurred_at: float | None = None
@@ -112,22 +117,31 @@ class PullSource:
 
 
 ResponseT = TypeVar("ResponseT")
+QueryParams = Mapping[str, str] | Sequence[tuple[str, str]]
 
 
 class ProviderHttp(Protocol[ResponseT]):
     """What a provider needs from the pull's HTTP client (`pullbridge.pulls.http.PullHttp` is one): the
-    JSON of a GET, and the next page's URL from a response's `Link` header, kept on the API's host. The
+    JSON of a GET (or of a search's POST), and the next page's URL from a response's `Link` header, kept on
+    the API's host. The
     client retries, rate-limits, counts requests and raises `PullFailed`. A response is opaque to the
     provider: it only hands it back to `next_link`."""
 
     def get_json(
-        self, url: str, *, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
+        self, url: str, *, params: QueryParams | None = None, headers: Mapping[str, str] | None = None
     ) -> tuple[Any, ResponseT]:
-        """The JSON body of the 2xx answer to `GET url`, and the response itself."""
+        """The JSON body of the 2xx answer to `GET url`, and the response itself. `params` is a mapping, or
+        pairs where a name repeats (`types[]=a&types[]=b`)."""
         ...
 
     def next_link(self, response: ResponseT, *, same_origin_as: str) -> str | None:
         """The `Link: <...>; rel="next"` URL, None when there is none; `PullFailed` off the host."""
+        ...
+
+    def post_json(
+        self, url: str, *, body: Any, headers: Mapping[str, str] | None = None
+    ) -> tuple[Any, ResponseT]:
+        """The JSON body of the 2xx answer to `POST url` with a JSON `body`: a search that only reads."""
         ...
 
     def require_same_origin(self, url: str, reference: str) -> None:
@@ -148,6 +162,8 @@ class Provider(Protocol):
     default_base_url: ClassVar[str | None]
     request_id_header: ClassVar[str | None]
     """Where the list API's responses carry the id its support asks for; None when it has no list API."""
+    updates_lookback_seconds: ClassVar[float | None]
+    """How far back `updated_pages` can look (Stripe keeps events 30 days); None: as far as needed."""
 
     def validate_secret(self, secret: str) -> None:
         """Raise `ValidationFailed` when a webhook secret cannot be used with this scheme."""
@@ -173,6 +189,18 @@ class Provider(Protocol):
         """Pages of `source.collection` from `checkpoint` (None: the first page), through `http`."""
         ...
 
+    def supports_updates(self, settings: Mapping[str, Any]) -> bool:
+        """Whether a connection with these (validated) settings can be pulled incrementally."""
+        ...
+
+    def updated_pages(
+        self, http: ProviderHttp[ResponseT], source: PullSource, since: float, checkpoint: str | None
+    ) -> Iterator[ListPage]:
+        """Pages of the records of `source.collection` changed at or after `since` (epoch seconds), and
+        the deletes the provider reports, from `checkpoint` (None: the first page). A record may come more
+        than once; the first time is its latest state."""
+        ...
+
 
 def _finite_number(text: str) -> float:
     number = float(text)
@@ -192,6 +220,12 @@ def parse_json_body(body: bytes) -> Any:
         return json.loads(body, parse_float=_finite_number, parse_constant=_no_constants)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise MalformedPayload(f"the body is not valid JSON: {exc}"[:300], key="malformed_json") from exc
+
+
+def format_iso_time(seconds: float) -> str:
+    """Epoch seconds as ISO-8601 UTC to the second, `2024-06-20T12:00:00Z`, the form list APIs take in a
+    query (rounded down: a lower bound only grows)."""
+    return datetime.fromtimestamp(math.floor(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_iso_time(value: object) -> float | None:

@@ -9,6 +9,7 @@ record. (`id` differs between a pull request object and the issue object of the 
 
 from __future__ import annotations
 
+import math
 import re
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,6 +28,7 @@ from pullbridge.providers.base import (
     check_rate_limit,
     check_settings,
     credential,
+    format_iso_time,
     invalid_setting,
     parse_iso_time,
     parse_json_body,
@@ -84,6 +86,7 @@ class GitHub:
     max_page_size: ClassVar[int] = 100
     default_base_url: ClassVar[str | None] = "https://api.github.com"
     request_id_header: ClassVar[str | None] = "X-GitHub-Request-Id"
+    updates_lookback_seconds: ClassVar[float | None] = None
 
     def validate_secret(self, secret: str) -> None:
         check_secret(secret, "a GitHub webhook secret", ascii_only=False)
@@ -145,6 +148,32 @@ class GitHub:
         """`GET /repos/{owner}/{repo}/{issues|pulls}?state=all&per_page=100`, then the `Link` header's
         next URL, which is also the checkpoint. The issues list holds pull requests too: they are left out
         (the `pulls` collection has them)."""
+        yield from self._pages(http, source, checkpoint, {"state": "all"}, None)
+
+    def supports_updates(self, settings: Mapping[str, Any]) -> bool:
+        return True
+
+    def updated_pages(
+        self, http: ProviderHttp[ResponseT], source: PullSource, since: float, checkpoint: str | None
+    ) -> Iterator[ListPage]:
+        """The same lists with `sort=updated&direction=desc`: issues with `since=<ISO 8601>`, pulls (whose
+        list takes no `since`) until the first one updated before it. Newest first, because the pages are
+        numbered: a record updated while the pull pages moves to the front, which was read already (the
+        next pull's window holds its new update time), instead of shifting an unread record back onto a
+        page that was read."""
+        filters = {"state": "all", "sort": "updated", "direction": "desc"}
+        if source.collection == "issues":
+            filters["since"] = format_iso_time(since)
+        yield from self._pages(http, source, checkpoint, filters, since)
+
+    def _pages(
+        self,
+        http: ProviderHttp[ResponseT],
+        source: PullSource,
+        checkpoint: str | None,
+        filters: dict[str, str],
+        updated_since: float | None,
+    ) -> Iterator[ListPage]:
         if source.collection not in self.collections:
             raise PullFailed(
                 "bad_request", f"GitHub has no collection {source.collection!r}", key="unknown_collection"
@@ -161,7 +190,7 @@ class GitHub:
         params: dict[str, str] | None
         if checkpoint is None:
             url = f"{base}/repos/{_repository(source.settings)}/{source.collection}"
-            params = {"state": "all", "per_page": str(self.max_page_size)}
+            params = {**filters, "per_page": str(self.max_page_size)}
         else:
             http.require_same_origin(checkpoint, base)
             url, params = checkpoint, None
@@ -176,7 +205,18 @@ class GitHub:
                 if source.collection != "issues" or not (isinstance(item, dict) and "pull_request" in item)
             ]
             url, params = http.next_link(response, same_origin_as=base), None
+            if updated_since is not None:
+                changed = [record for record in records if _updated_at(record) >= updated_since]
+                if len(changed) < len(records):
+                    url = None  # newest first: the rest of the list changed before `since`
+                records = changed
             yield ListPage(records=records, next_checkpoint=url)
+
+
+def _updated_at(record: ListedRecord) -> float:
+    # A record without a readable update time is kept: reading it again costs nothing, missing it would.
+    updated = parse_iso_time(record.data.get("updated_at"))
+    return math.inf if updated is None else updated
 
 
 def _listed(item: object, index: int, collection: str) -> ListedRecord:

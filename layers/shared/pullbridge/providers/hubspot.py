@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, TypeGuard
@@ -74,6 +76,19 @@ ACTION_BY_CHANGE: Mapping[str, str] = {
     "restore": "created",
 }
 
+MODIFIED_PROPERTY: Mapping[str, str] = {
+    "contacts": "lastmodifieddate",
+    "companies": "hs_lastmodifieddate",
+    "deals": "hs_lastmodifieddate",
+}
+"""The property an incremental pull searches on. Contacts keep their last change in `lastmodifieddate`:
+a search of contacts on `hs_lastmodifieddate` finds nothing."""
+
+SEARCH_PAGE_SIZE = 200
+SEARCH_RESULTS_CAP = 10_000
+"""A search pages through at most 10,000 results (an `after` beyond is a 400): a longer one starts again
+below the last update time it read."""
+
 MAX_EPOCH_MILLISECONDS = 10**15
 """Year 33658: bounds `occurredAt` so it converts to a float and fits a delivery id."""
 
@@ -92,6 +107,7 @@ class HubSpot:
     max_page_size: ClassVar[int] = 100
     default_base_url: ClassVar[str | None] = "https://api.hubapi.com"
     request_id_header: ClassVar[str | None] = "X-HubSpot-Correlation-Id"
+    updates_lookback_seconds: ClassVar[float | None] = None
 
     def validate_secret(self, secret: str) -> None:
         check_secret(secret, "a HubSpot webhook secret (the app's client secret)", ascii_only=True)
@@ -128,27 +144,18 @@ class HubSpot:
         """`GET /crm/v3/objects/{collection}?limit=100`, then `after` from `paging.next.after`, which is
         also the checkpoint. `settings.properties` (a list of names) asks for more than the default
         properties."""
-        if source.collection not in self.collections:
-            raise PullFailed(
-                "bad_request", f"HubSpot has no collection {source.collection!r}", key="unknown_collection"
-            )
-        if not source.base_url:
-            raise PullFailed("bad_request", "the connection has no api_base_url", key="missing_base_url")
-        url = f"{source.base_url.rstrip('/')}/crm/v3/objects/{source.collection}"
-        headers = {"Authorization": f"Bearer {credential(source, 'access_token')}"}
+        base, headers = _request_basics(source)
+        url = f"{base}/crm/v3/objects/{source.collection}"
         properties = _properties(source.settings)
         after = checkpoint
         while True:
             params = {"limit": str(self.max_page_size)}
             if properties:
-                params["properties"] = properties
+                params["properties"] = ",".join(properties)
             if after:
                 params["after"] = after
             body, _ = http.get_json(url, params=params, headers=headers)
-            results = body.get("results") if isinstance(body, dict) else None
-            if not isinstance(results, list):
-                raise PullFailed("bad_response", f"HubSpot's {source.collection} list has no results array")
-            records = [_listed(item, index, source.collection) for index, item in enumerate(results)]
+            records = _results(body, source.collection)
             next_after = _next_after(body, source.collection)
             if next_after is not None and next_after == after:
                 raise PullFailed(
@@ -160,6 +167,98 @@ class HubSpot:
             yield ListPage(records=records, next_checkpoint=after)
             if after is None:
                 return
+
+    def supports_updates(self, settings: Mapping[str, Any]) -> bool:
+        return True
+
+    def updated_pages(
+        self, http: ProviderHttp[ResponseT], source: PullSource, since: float, checkpoint: str | None
+    ) -> Iterator[ListPage]:
+        """`POST /crm/v3/objects/{collection}/search` with the filter `<modified> GTE <since in ms>`, sorted
+        on it newest first, 200 a page, then `after` from `paging.next.after`. Newest first because `after`
+        is an offset: a record changed mid-pull moves to the front, already read, instead of shifting an
+        unread one back. Past 10,000 results the search starts again with `<modified> LTE` the last update
+        time read. The checkpoint holds both, as JSON."""
+        base, headers = _request_basics(source)
+        url = f"{base}/crm/v3/objects/{source.collection}/search"
+        modified = MODIFIED_PROPERTY[source.collection]
+        properties = _properties(source.settings)
+        after, before = _search_position(checkpoint)
+        while True:
+            filters = [{"propertyName": modified, "operator": "GTE", "value": str(math.floor(since * 1000))}]
+            if before is not None:
+                filters.append({"propertyName": modified, "operator": "LTE", "value": str(before)})
+            query: dict[str, Any] = {
+                "filterGroups": [{"filters": filters}],
+                "sorts": [{"propertyName": modified, "direction": "DESCENDING"}],
+                "limit": SEARCH_PAGE_SIZE,
+            }
+            if properties:
+                query["properties"] = properties
+            if after:
+                query["after"] = after
+            body, _ = http.post_json(url, body=query, headers=headers)
+            records = _results(body, source.collection)
+            after, before = _next_search_position(body, source.collection, records, after, before)
+            next_checkpoint = None if after is None and before is None else json.dumps([after, before])
+            yield ListPage(records=records, next_checkpoint=next_checkpoint)
+            if next_checkpoint is None:
+                return
+
+
+def _request_basics(source: PullSource) -> tuple[str, dict[str, str]]:
+    if source.collection not in PROVIDER.collections:
+        raise PullFailed(
+            "bad_request", f"HubSpot has no collection {source.collection!r}", key="unknown_collection"
+        )
+    if not source.base_url:
+        raise PullFailed("bad_request", "the connection has no api_base_url", key="missing_base_url")
+    return source.base_url.rstrip("/"), {"Authorization": f"Bearer {credential(source, 'access_token')}"}
+
+
+def _results(body: Any, collection: str) -> list[ListedRecord]:
+    results = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(results, list):
+        raise PullFailed("bad_response", f"HubSpot's {collection} list has no results array")
+    return [_listed(item, index, collection) for index, item in enumerate(results)]
+
+
+def _search_position(checkpoint: str | None) -> tuple[str | None, int | None]:
+    """(`after`, the `LTE` bound) from a search's checkpoint; (None, None) for the first page."""
+    if checkpoint is None:
+        return None, None
+    try:
+        after, before = json.loads(checkpoint)
+    except (ValueError, TypeError) as exc:
+        raise PullFailed("bad_request", "the pull's checkpoint is not a HubSpot search position") from exc
+    if not (after is None or isinstance(after, str)) or not (before is None or _is_integer(before)):
+        raise PullFailed("bad_request", "the pull's checkpoint is not a HubSpot search position")
+    return after, before
+
+
+def _next_search_position(
+    body: dict[str, Any], collection: str, records: list[ListedRecord], after: str | None, before: int | None
+) -> tuple[str | None, int | None]:
+    """Where the search goes on: the next `after`; or, at the 10,000-result cap, the first page of the
+    same search bounded by the last update time read (its records come again, unchanged); or the end."""
+    next_after = _next_after(body, collection)
+    if next_after is None:
+        return None, None
+    if next_after == after:
+        raise PullFailed(
+            "bad_response", f"HubSpot's {collection} search does not advance", key="stuck_paging"
+        )
+    if not (next_after.isdigit() and int(next_after) + SEARCH_PAGE_SIZE > SEARCH_RESULTS_CAP):
+        return next_after, before
+    last = parse_iso_time(records[-1].data.get("updatedAt")) if records else None
+    bound = None if last is None else round(last * 1000)
+    if bound is None or bound == before:
+        raise PullFailed(
+            "bad_response",
+            f"HubSpot's {collection} search holds more than 10,000 results it cannot page below",
+            key="stuck_paging",
+        )
+    return None, bound
 
 
 def _listed(item: object, index: int, collection: str) -> ListedRecord:
@@ -201,7 +300,7 @@ SETTING_RULES: Mapping[str, SettingRule] = {
 }
 
 
-def _properties(settings: Mapping[str, Any]) -> str | None:
+def _properties(settings: Mapping[str, Any]) -> list[str] | None:
     properties = settings.get("properties")
     if properties is None:
         return None
@@ -212,7 +311,7 @@ def _properties(settings: Mapping[str, Any]) -> str | None:
             key="invalid_settings",
             data={"field": "settings.properties"},
         )
-    return ",".join(properties) or None
+    return properties or None
 
 
 def _verify_legacy(request: WebhookRequest, secrets: Sequence[str]) -> None:

@@ -83,6 +83,7 @@ class StandardWebhooks:
     max_page_size: ClassVar[int] = 0
     default_base_url: ClassVar[str | None] = None
     request_id_header: ClassVar[str | None] = None
+    updates_lookback_seconds: ClassVar[float | None] = None
 
     def validate_secret(self, secret: str) -> None:
         try:
@@ -131,6 +132,14 @@ class StandardWebhooks:
 
     def list_pages(
         self, http: ProviderHttp[ResponseT], source: PullSource, checkpoint: str | None
+    ) -> Iterator[ListPage]:
+        raise NotImplementedError("Standard Webhooks senders have no list API")
+
+    def supports_updates(self, settings: Mapping[str, Any]) -> bool:
+        return False  # no list API, so nothing to ask what changed
+
+    def updated_pages(
+        self, http: ProviderHttp[ResponseT], source: PullSource, since: float, checkpoint: str | None
     ) -> Iterator[ListPage]:
         raise NotImplementedError("Standard Webhooks senders have no list API")
 

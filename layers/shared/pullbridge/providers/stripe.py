@@ -5,6 +5,7 @@ match; `v0` and unknown schemes are ignored. The event body's `id` is what redel
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
@@ -50,6 +51,67 @@ COLLECTION_BY_OBJECT_TYPE: Mapping[str, str] = {
 """`data.object.object` -> collection. The object type, not the event type's prefix, names the record:
 `customer.subscription.updated` carries a subscription."""
 
+EVENT_TYPES: Mapping[str, tuple[str, ...]] = {
+    "customers": ("customer.created", "customer.updated", "customer.deleted"),
+    "invoices": (
+        "invoice.created",
+        "invoice.deleted",
+        "invoice.finalization_failed",
+        "invoice.finalized",
+        "invoice.marked_uncollectible",
+        "invoice.overdue",
+        "invoice.paid",
+        "invoice.payment_action_required",
+        "invoice.payment_failed",
+        "invoice.payment_succeeded",
+        "invoice.sent",
+        "invoice.updated",
+        "invoice.voided",
+        "invoice.will_be_due",
+    ),
+    "subscriptions": (
+        "customer.subscription.created",
+        "customer.subscription.deleted",
+        "customer.subscription.paused",
+        "customer.subscription.pending_update_applied",
+        "customer.subscription.pending_update_expired",
+        "customer.subscription.resumed",
+        "customer.subscription.trial_will_end",
+        "customer.subscription.updated",
+    ),
+    "charges": (
+        "charge.captured",
+        "charge.expired",
+        "charge.failed",
+        "charge.pending",
+        "charge.refunded",
+        "charge.succeeded",
+        "charge.updated",
+    ),
+    "products": ("product.created", "product.updated", "product.deleted"),
+    "prices": ("price.created", "price.updated", "price.deleted"),
+    "payment_intents": (
+        "payment_intent.amount_capturable_updated",
+        "payment_intent.canceled",
+        "payment_intent.created",
+        "payment_intent.partially_funded",
+        "payment_intent.payment_failed",
+        "payment_intent.processing",
+        "payment_intent.requires_action",
+        "payment_intent.succeeded",
+    ),
+}
+"""The event types an incremental pull asks `/v1/events` for: each one whose `data.object` is the
+collection's object (Stripe takes at most 20 in `types[]`). `invoice.upcoming` is left out: its invoice has
+no id yet."""
+
+EVENTS_LOOKBACK_SECONDS = 30 * 86_400
+"""`/v1/events` lists the last 30 days."""
+
+OBJECT_TYPE_BY_COLLECTION: Mapping[str, str] = {
+    collection: object_type for object_type, collection in COLLECTION_BY_OBJECT_TYPE.items()
+}
+
 _API_VERSION = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(\.[a-z]+)?")
 """`2024-06-20`, or a named release such as `2024-09-30.acacia`."""
 
@@ -94,6 +156,7 @@ class Stripe:
     max_page_size: ClassVar[int] = 100
     default_base_url: ClassVar[str | None] = "https://api.stripe.com"
     request_id_header: ClassVar[str | None] = "Request-Id"
+    updates_lookback_seconds: ClassVar[float | None] = EVENTS_LOOKBACK_SECONDS
 
     def validate_secret(self, secret: str) -> None:
         check_secret(secret, "a Stripe webhook signing secret (whsec_...)", ascii_only=True)
@@ -148,17 +211,8 @@ class Stripe:
         """`GET /v1/{collection}`, newest first, `limit=100`; the checkpoint is the last id of the page
         before (`starting_after`). Subscriptions are listed with Stripe's default status filter, which
         leaves out canceled ones, just as `customer.subscription.deleted` fires when one is canceled."""
-        if source.collection not in self.collections:
-            raise PullFailed(
-                "bad_request", f"Stripe has no collection {source.collection!r}", key="unknown_collection"
-            )
-        if not source.base_url:
-            raise PullFailed("bad_request", "the connection has no api_base_url", key="missing_base_url")
-        url = f"{source.base_url.rstrip('/')}/v1/{source.collection}"
-        headers = {"Authorization": f"Bearer {credential(source, 'api_key')}"}
-        api_version = source.settings.get("api_version")
-        if isinstance(api_version, str) and api_version:
-            headers["Stripe-Version"] = api_version
+        base, headers = _request_basics(source)
+        url = f"{base}/v1/{source.collection}"
         starting_after = checkpoint
         while True:
             params = {"limit": str(self.max_page_size)}
@@ -172,6 +226,89 @@ class Stripe:
             yield ListPage(records=records, next_checkpoint=starting_after)
             if starting_after is None:
                 return
+
+    def supports_updates(self, settings: Mapping[str, Any]) -> bool:
+        return True
+
+    def updated_pages(
+        self, http: ProviderHttp[ResponseT], source: PullSource, since: float, checkpoint: str | None
+    ) -> Iterator[ListPage]:
+        """`GET /v1/events?types[]=<the collection's event types>&created[gte]=<since>&limit=100`, newest
+        first, then `starting_after` the page's last event (also the checkpoint). Each event's
+        `data.object` is the record as it was at that event, so the newest event of a record comes first;
+        a `*.deleted` event is a delete Stripe reports. An event whose object is of another type is
+        skipped."""
+        base, headers = _request_basics(source)
+        url = f"{base}/v1/events"
+        object_type = OBJECT_TYPE_BY_COLLECTION[source.collection]
+        filters = [("types[]", event_type) for event_type in EVENT_TYPES[source.collection]]
+        filters += [("created[gte]", str(math.floor(since))), ("limit", str(self.max_page_size))]
+        starting_after = checkpoint
+        while True:
+            params = filters + ([("starting_after", starting_after)] if starting_after else [])
+            body, _ = http.get_json(url, params=params, headers=headers)
+            records, last_event_id, has_more = _events_page(body, url, object_type)
+            starting_after = last_event_id if has_more else None
+            yield ListPage(records=records, next_checkpoint=starting_after)
+            if starting_after is None:
+                return
+
+
+def _request_basics(source: PullSource) -> tuple[str, dict[str, str]]:
+    """The API's base URL and the headers of every request of a pull, once the source is checked."""
+    if source.collection not in PROVIDER.collections:
+        raise PullFailed(
+            "bad_request", f"Stripe has no collection {source.collection!r}", key="unknown_collection"
+        )
+    if not source.base_url:
+        raise PullFailed("bad_request", "the connection has no api_base_url", key="missing_base_url")
+    headers = {"Authorization": f"Bearer {credential(source, 'api_key')}"}
+    api_version = source.settings.get("api_version")
+    if isinstance(api_version, str) and api_version:
+        headers["Stripe-Version"] = api_version
+    return source.base_url.rstrip("/"), headers
+
+
+def _events_page(body: Any, url: str, object_type: str) -> tuple[list[ListedRecord], str | None, bool]:
+    """An events list's records (each event's object, in the list's order), its last event id and
+    `has_more`; `PullFailed` for anything else."""
+    events = body.get("data") if isinstance(body, dict) else None
+    has_more = body.get("has_more") if isinstance(body, dict) else None
+    if not isinstance(events, list) or not isinstance(has_more, bool):
+        raise PullFailed(
+            "bad_response", f"{url} did not return a list object with data and has_more", data={"url": url}
+        )
+    records, last_event_id = [], None
+    for index, event in enumerate(events):
+        event_id = event.get("id") if isinstance(event, dict) else None
+        envelope = event.get("data") if isinstance(event, dict) else None
+        event_type = event.get("type") if isinstance(event, dict) else None
+        if not isinstance(event_id, str) or not event_id or not isinstance(envelope, dict):
+            raise PullFailed(
+                "bad_response", f"{url} event [{index}] has no string id and data object", data={"url": url}
+            )
+        last_event_id = event_id
+        record = envelope.get("object")
+        record_id = record.get("id") if isinstance(record, dict) else None
+        if (
+            not isinstance(record, dict)
+            or record.get("object") != object_type
+            or not isinstance(record_id, str)
+        ):
+            continue  # e.g. `charge.dispute.created`, whose object is a dispute
+        deleted = isinstance(event_type, str) and event_type.endswith(".deleted")
+        records.append(
+            ListedRecord(
+                record_id=record_id,
+                data=record,
+                created_at=epoch_seconds(record.get("created")),
+                action="deleted" if deleted else None,
+                occurred_at=epoch_seconds(event.get("created")),
+            )
+        )
+    if has_more and last_event_id is None:
+        raise PullFailed("bad_response", f"{url} has more but returned no events", key="empty_page")
+    return records, last_event_id, has_more
 
 
 def _list_page(body: Any, url: str) -> tuple[list[ListedRecord], bool]:

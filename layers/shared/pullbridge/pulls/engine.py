@@ -1,10 +1,12 @@
-"""The full scan: page through a provider's list API, diff each record against the snapshot, and log
-exactly the changes.
+"""Pulls: page through a provider's list API (a full scan) or through what changed since the high-water
+mark (an incremental pull, `pulls.schedule`), diff each record against the snapshot (`pulls.diff`), and
+log exactly the changes.
 
 - new record -> `created`; changed content -> `updated`; unchanged -> nothing is written;
-- missing at the end of a complete scan -> `deleted` (a scan that fails part-way emits no deletes);
+- missing at the end of a complete scan -> `deleted` (a scan that fails part-way emits no deletes); an
+  incremental pull emits only the deletes the provider reports;
 - first scan: `created` for every record (`backfill`, limited by `max_age_days`), or a silent baseline;
-- each event is committed in one transaction with its snapshot change, so a retried scan never repeats it.
+- each event is committed in one transaction with its snapshot change, so a retried pull never repeats it.
 
 A subscription has at most one pull at a time, held by a lease on the subscription record (a conditional
 write on its version). A worker renews its lease while it scans; near the end of its invocation it saves
@@ -16,16 +18,17 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pullbridge.clock import to_iso
 from pullbridge.connection_records import StoredConnection, load_connection
 from pullbridge.errors import PullbridgeError, PullFailed
-from pullbridge.hashing import content_hash
 from pullbridge.providers import get_provider
-from pullbridge.providers.base import ListedRecord, PullSource
+from pullbridge.providers.base import ListPage, Provider, PullSource
+from pullbridge.pulls.diff import FirstScan, SnapshotDiff
+from pullbridge.pulls.drafts import PullDrafts
 from pullbridge.pulls.http import PullHttp, rate_limit_from_settings
 from pullbridge.pulls.records import (
     StoredPull,
@@ -37,10 +40,11 @@ from pullbridge.pulls.records import (
     save_pull,
     save_subscription,
 )
+from pullbridge.pulls.schedule import after_pull, updates_since, wants_full_scan
 from pullbridge.pulls.service import LEASE_SECONDS, new_pull
 from pullbridge.pulls.stats import PullStats
 from pullbridge.settings import OutboundSettings
-from pullbridge.storage import EventDraft, SnapshotChange, Store
+from pullbridge.storage import EventDraft, Store
 
 if TYPE_CHECKING:
     import httpx
@@ -62,6 +66,7 @@ class _Run:
     token: str
     stats: PullStats
     renewed_at: float
+    drafts: PullDrafts
 
 
 class PullEngine:
@@ -145,13 +150,27 @@ class PullEngine:
                 or subscription.next_pull_at > now
             ):
                 return None
-            pull = new_pull(subscription, now, status="running")
+            pull = new_pull(
+                subscription, now, status="running", updated_since=self._updates_since(subscription, now)
+            )
             subscription.running_pull_id = pull.id
             self._hold(subscription, token, now)
             if save_subscription(self._store, subscription, expected_version=version):
                 save_pull(self._store, pull)
                 return self._run(subscription, pull, token, deadline)
         return None
+
+    @staticmethod
+    def _updates_since(subscription: StoredSubscription, now: float) -> float | None:
+        """None when the pull due now is a full scan; else the time its incremental pull asks from."""
+        mark = subscription.updates_mark
+        if subscription.pull_updates_interval_seconds is None or mark is None:
+            return None
+        try:
+            lookback = get_provider(subscription.provider).updates_lookback_seconds
+        except KeyError:
+            lookback = None  # an unknown provider fails the pull itself, with its error
+        return None if wants_full_scan(subscription, now, lookback) else updates_since(mark)
 
     # -- one pull ----------------------------------------------------------------------------------------
 
@@ -160,7 +179,16 @@ class PullEngine:
 
     def _run(self, subscription: StoredSubscription, pull: StoredPull, token: str, deadline: float) -> str:
         connection = load_connection(self._store, subscription.connection_id)
-        run = _Run(subscription, pull, connection, token, PullStats(**pull.stats), self._clock())  # type: ignore[arg-type]
+        drafts = PullDrafts(
+            subscription.connection_id,
+            subscription.provider,
+            subscription.collection,
+            subscription.id,
+            pull.id,
+            self._clock,
+        )
+        stats = PullStats(**pull.stats)
+        run = _Run(subscription, pull, connection, token, stats, self._clock(), drafts)  # type: ignore[arg-type]
         if connection is None or connection.archived_at:
             self._finish(
                 run, PullFailed("bad_request", "the connection is archived", key="connection_archived")
@@ -189,149 +217,93 @@ class PullEngine:
         return pull.id
 
     def _scan(self, run: _Run, deadline: float) -> bool:
-        """Page through the list API. True when the scan completed, False when it yielded at a checkpoint."""
+        """Page through the list API, or what changed. True when the pull completed, False when it
+        yielded at a checkpoint."""
         subscription, pull, connection = run.subscription, run.pull, run.connection
         provider = get_provider(connection.provider)
-        base_url = connection.api_base_url or provider.default_base_url
+        source = self._source(run, provider)
+        if pull.updated_since is not None and not provider.supports_updates(source.settings):
+            # The connection's settings changed since the subscription asked: scan it all instead.
+            pull.updated_since, pull.is_full_scan = None, True
+            pull.name = f"{pull.provider} {pull.collection} full scan"
+        if pull.resumable:  # a yield saves the seen ids with its checkpoint
+            checkpoint = pull.checkpoint
+            blob = self._store.load_blob(pull_pk(pull.id), "SEEN")
+            seen = set(blob.decode().split("\n")) - {""} if blob else set()
+        else:
+            checkpoint = subscription.feed_checkpoint if pull.updated_since is None else None
+            seen = set()
+        pull.resumable = False
+        diff = SnapshotDiff(
+            connection.id,
+            subscription.collection,
+            lambda: self._store.load_snapshot(connection.id, subscription.collection),
+            seen,
+            run.stats,
+        )
+        feed = False
+        for page in self._pages(run, provider, source, checkpoint):
+            run.stats.pages += 1
+            feed = feed or page.incremental
+            self._take(run, page, diff)
+            checkpoint = page.next_checkpoint
+            if checkpoint is not None and not feed and self._clock() > deadline - self._yield_margin:
+                self._yield(run, checkpoint, seen)
+                return False
+            self._renew_if_due(run)
+        if not feed and pull.updated_since is None:
+            self._log(run, [run.drafts.change(change) for change in diff.missing()])
+        return True
+
+    def _source(self, run: _Run, provider: Provider) -> PullSource:
+        base_url = run.connection.api_base_url or provider.default_base_url
         if not base_url:
             raise PullFailed("bad_request", "the connection has no api_base_url", key="missing_base_url")
-        source = PullSource(
-            collection=subscription.collection,
+        return PullSource(
+            collection=run.subscription.collection,
             base_url=base_url,
-            credentials=connection.credentials,
-            settings=connection.settings,
+            credentials=run.connection.credentials,
+            settings=run.connection.settings,
         )
+
+    def _pages(
+        self, run: _Run, provider: Provider, source: PullSource, checkpoint: str | None
+    ) -> Iterator[ListPage]:
         http = PullHttp(
             self._http_client,
             run.stats,
-            rate_limit=rate_limit_from_settings(connection.settings),
+            rate_limit=rate_limit_from_settings(run.connection.settings),
             request_id_header=provider.request_id_header,
             allow_private=self._settings.allow_private_urls,
             sleep=self._sleep,
         )
-        checkpoint = pull.checkpoint if pull.resumable else subscription.feed_checkpoint
-        seen: set[str] = set()
-        if pull.resumable:  # a yield saves the seen ids with its checkpoint
-            blob = self._store.load_blob(pull_pk(pull.id), "SEEN")
-            seen = set(blob.decode().split("\n")) - {""} if blob else set()
-        pull.resumable = False
-        snapshot: dict[str, str] | None = None
-        incremental = False
-        for page in provider.list_pages(http, source, checkpoint):
-            run.stats.pages += 1
-            if page.incremental:
-                incremental = True
-                pull.is_full_scan = False
-                self._log(run, [self._feed_draft(run, record) for record in page.records])
-                subscription.feed_checkpoint = page.next_checkpoint or subscription.feed_checkpoint
-            else:
-                if snapshot is None:
-                    snapshot = self._store.load_snapshot(connection.id, subscription.collection)
-                self._diff_page(run, page.records, snapshot, seen)
-            checkpoint = page.next_checkpoint
-            if checkpoint is not None and not incremental and self._clock() > deadline - self._yield_margin:
-                self._yield(run, checkpoint, seen)
-                return False
-            self._renew_if_due(run)
-        if not incremental:
-            if snapshot is None:
-                snapshot = self._store.load_snapshot(connection.id, subscription.collection)
-            gone = [record_id for record_id in snapshot if record_id not in seen]
-            self._log(
-                run,
-                [self._draft(run, record_id, "deleted", {"id": record_id}, None, None) for record_id in gone],
-            )
-            run.stats.deleted += len(gone)
-        return True
+        if run.pull.updated_since is not None:
+            return provider.updated_pages(http, source, run.pull.updated_since, checkpoint)
+        return provider.list_pages(http, source, checkpoint)
 
-    def _diff_page(
-        self, run: _Run, records: list[ListedRecord], snapshot: dict[str, str], seen: set[str]
-    ) -> None:
-        subscription = run.subscription
-        oldest = (
-            run.pull.started_at - subscription.max_age_days * 86_400 if subscription.max_age_days else None
-        )
-        drafts, silent = [], []
-        for record in records:
-            run.stats.records_seen += 1
-            seen.add(record.record_id)
-            digest = content_hash(record.data)
-            known = snapshot.get(record.record_id)
-            if known == digest:
-                run.stats.unchanged += 1
-                continue
-            change = SnapshotChange(run.connection.id, subscription.collection, record.record_id, digest)
-            snapshot[record.record_id] = digest
-            if known is not None:
-                drafts.append(self._draft(run, record.record_id, "updated", record.data, None, change))
-                run.stats.updated += 1
-            elif run.pull.first_scan and (
-                not subscription.backfill
-                or (oldest is not None and record.created_at is not None and record.created_at < oldest)
-            ):
-                silent.append(change)  # the silent baseline: remembered, not announced
-                run.stats.unchanged += 1
-            else:
-                drafts.append(
-                    self._draft(run, record.record_id, "created", record.data, record.created_at, change)
-                )
-                run.stats.created += 1
-        self._log(run, drafts)
-        if silent:
-            self._store.write_snapshots(silent)
+    def _take(self, run: _Run, page: ListPage, diff: SnapshotDiff) -> None:
+        """Log one page's changes: a feed's events as they are, else the diff against the snapshot."""
+        pull = run.pull
+        if page.incremental:
+            pull.is_full_scan = False
+            self._log(run, [run.drafts.feed_item(record, run.stats) for record in page.records])
+            run.subscription.feed_checkpoint = page.next_checkpoint or run.subscription.feed_checkpoint
+        elif pull.updated_since is not None:
+            if page.records:  # a quiet incremental pull never reads the snapshot
+                self._log(run, [run.drafts.change(change) for change in diff.updated(page.records)])
+        else:
+            changes, silent = diff.scanned(page.records, self._first_scan(run))
+            self._log(run, [run.drafts.change(change) for change in changes])
+            if silent:
+                self._store.write_snapshots(silent)
 
-    def _draft(
-        self,
-        run: _Run,
-        record_id: str,
-        action: str,
-        data: Any,
-        occurred_at: float | None,
-        snapshot: SnapshotChange | None,
-    ) -> EventDraft:
-        collection = run.subscription.collection
-        if snapshot is None and action == "deleted":
-            snapshot = SnapshotChange(run.connection.id, collection, record_id, None)
-        return EventDraft(
-            run.connection.id,
-            self._document(run, f"{collection}.{action}", action, record_id, data, occurred_at),
-            snapshot=snapshot,
-        )
-
-    def _feed_draft(self, run: _Run, record: ListedRecord) -> EventDraft:
-        run.stats.records_seen += 1
-        action = record.action if record.action in ("created", "updated", "deleted") else None
-        setattr(run.stats, action or "updated", getattr(run.stats, action or "updated") + 1)
-        event_type = record.type or f"{run.subscription.collection}.{action or 'updated'}"
-        return EventDraft(
-            run.connection.id,
-            self._document(run, event_type, action, record.record_id, record.data, record.occurred_at),
-            # A remote event id is its delivery id: a feed page read twice is logged once.
-            delivery_id=f"feed:{run.subscription.id}:{record.record_id}",
-        )
-
-    def _document(
-        self,
-        run: _Run,
-        event_type: str,
-        action: str | None,
-        record_id: str,
-        data: Any,
-        occurred_at: float | None,
-    ) -> dict[str, Any]:
-        return {
-            "connection_id": run.connection.id,
-            "provider": run.connection.provider,
-            "collection": run.subscription.collection,
-            "type": event_type,
-            "action": action,
-            "record_id": record_id,
-            "source": "pull",
-            "pull_id": run.pull.id,
-            "occurred_at": to_iso(occurred_at) if occurred_at is not None else None,
-            "received_at": to_iso(self._clock()),
-            "data": data,
-        }
+    @staticmethod
+    def _first_scan(run: _Run) -> FirstScan | None:
+        subscription, pull = run.subscription, run.pull
+        if not pull.first_scan:
+            return None
+        max_age = subscription.max_age_days
+        return FirstScan(subscription.backfill, pull.started_at - max_age * 86_400 if max_age else None)
 
     def _log(self, run: _Run, drafts: list[EventDraft]) -> None:
         if drafts:
@@ -388,7 +360,7 @@ class PullEngine:
                 subscription.status = "error" if error else "subscribed"
             if error is None:
                 subscription.baseline_done = True
-            subscription.next_pull_at = pull.started_at + subscription.full_sync_interval_seconds
+            after_pull(subscription, pull, succeeded=error is None, now=self._clock())
             if run.connection is None or run.connection.archived_at:
                 subscription.next_pull_at = None  # an archived connection's pulls stop
             subscription.feed_checkpoint = run.subscription.feed_checkpoint

@@ -1,4 +1,4 @@
-"""HTTP for full-scan pulls: one `PullHttp` per pull, over the httpx client the caller made once per cold
+"""HTTP for pulls: one `PullHttp` per pull, over the httpx client the caller made once per cold
 start.
 
 It owns every provider-facing rule of the contract, so the providers only build URLs and read bodies:
@@ -16,7 +16,8 @@ It owns every provider-facing rule of the contract, so the providers only build 
   names, `Provider.request_id_header`) and the URL with its secret query values redacted. Request
   headers, which hold the credentials, never reach an error or a log.
 
-It is the `ProviderHttp` that providers page through (`get_json`, `next_link`, `require_same_origin`).
+It is the `ProviderHttp` that providers page through (`get_json`, `post_json` for a search that reads with a
+POST, `next_link`, `require_same_origin`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import httpx
 
 from pullbridge.errors import PullFailed, ValidationFailed
-from pullbridge.providers.base import RATE_LIMIT_KEYS, check_rate_limit
+from pullbridge.providers.base import RATE_LIMIT_KEYS, QueryParams, check_rate_limit
 from pullbridge.pulls.stats import PullStats
 from pullbridge.retry import backoff_seconds, wait_for
 from pullbridge.urls import Resolver, UrlRefused, check_url, resolve_host
@@ -119,16 +120,44 @@ class PullHttp:
         self._resolved: dict[str, set[str]] = {}
 
     def get(
-        self, url: str, *, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
+        self, url: str, *, params: QueryParams | None = None, headers: Mapping[str, str] | None = None
     ) -> httpx.Response:
         """The 2xx response to `GET url`, after the retries the failure allows; else `PullFailed`."""
+        return self._send("GET", url, params=params, headers=headers, body=None)
+
+    def get_json(
+        self, url: str, *, params: QueryParams | None = None, headers: Mapping[str, str] | None = None
+    ) -> tuple[Any, httpx.Response]:
+        """The response's JSON body and the response itself (for its `Link` header)."""
+        return self._json(self.get(url, params=params, headers=headers))
+
+    def post_json(
+        self, url: str, *, body: Any, headers: Mapping[str, str] | None = None
+    ) -> tuple[Any, httpx.Response]:
+        """The JSON answer to `POST url` with a JSON `body`: for the list APIs that read with a POST (a
+        search). It is retried, rate-limited and checked exactly as a GET, so it must not change anything
+        upstream."""
+        return self._json(self._send("POST", url, params=None, headers=headers, body=body))
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: QueryParams | None,
+        headers: Mapping[str, str] | None,
+        body: Any,
+    ) -> httpx.Response:
         try:
             target = httpx.URL(url)
             urlsplit(url).port  # noqa: B018 - reading the port checks its range
         except (httpx.InvalidURL, ValueError) as exc:
             raise PullFailed("bad_request", "the pull URL is not a valid URL", key="invalid_url") from exc
-        safe_url = redact_url(target.copy_merge_params(params) if params else target)
+        # As pairs, so a name may repeat (`types[]=a&types[]=b`).
+        query = tuple(params.items() if isinstance(params, Mapping) else params) if params else None
+        safe_url = redact_url(target.copy_merge_params(query) if query else target)
         self._check_url(target, safe_url)
+        request = f"{method} {safe_url}"
         failure: PullFailed | None = None
         for attempt in range(1, self._max_attempts + 1):
             if failure is not None:
@@ -137,16 +166,18 @@ class PullHttp:
             self._stats.requests += 1
             try:
                 # Never follow a redirect: its target would skip the address check.
-                response = self._client.get(url, params=params, headers=headers, follow_redirects=False)
+                response = self._client.request(
+                    method, url, params=query, headers=headers, json=body, follow_redirects=False
+                )
             except httpx.TimeoutException as exc:
-                failure = _failure("timeout", "timeout", f"GET {safe_url} timed out", safe_url, attempt)
+                failure = _failure("timeout", "timeout", f"{request} timed out", safe_url, attempt)
                 failure.__cause__ = exc
                 delay = self._backoff(attempt)
             except httpx.TransportError as exc:
                 failure = _failure(
                     "bad_gateway",
                     "connection_failed",
-                    f"GET {safe_url} failed: {type(exc).__name__}",
+                    f"{request} failed: {type(exc).__name__}",
                     safe_url,
                     attempt,
                 )
@@ -155,7 +186,7 @@ class PullHttp:
             else:
                 if response.is_success:
                     return response
-                failure, wait = self._classify(response, safe_url, attempt)
+                failure, wait = self._classify(response, request, safe_url, attempt)
                 if wait is None:
                     raise failure
                 delay = wait
@@ -164,18 +195,14 @@ class PullHttp:
         assert failure is not None  # noqa: S101 - the loop ran at least once and did not return
         raise failure
 
-    def get_json(
-        self, url: str, *, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
-    ) -> tuple[Any, httpx.Response]:
-        """The response's JSON body and the response itself (for its `Link` header)."""
-        response = self.get(url, params=params, headers=headers)
+    def _json(self, response: httpx.Response) -> tuple[Any, httpx.Response]:
         try:
             return json.loads(response.content), response
         except (ValueError, RecursionError) as exc:
             safe_url = redact_url(response.request.url)
             raise PullFailed(
                 "bad_response",
-                f"GET {safe_url} answered with a body that is not JSON",
+                f"{response.request.method} {safe_url} answered with a body that is not JSON",
                 key="malformed_json",
                 data=_error_data(response.status_code, self._request_id(response), safe_url),
             ) from exc
@@ -209,7 +236,7 @@ class PullHttp:
         return response.headers.get(self._request_id_header) or None
 
     def _classify(
-        self, response: httpx.Response, safe_url: str, attempt: int
+        self, response: httpx.Response, request: str, safe_url: str, attempt: int
     ) -> tuple[PullFailed, float | None]:
         """The failure this response means, and how long to wait before retrying it: None when it is not
         retried, negative for the default backoff."""
@@ -218,20 +245,20 @@ class PullHttp:
         if status in (401, 403):
             return PullFailed(
                 "unauthorized",
-                f"GET {safe_url} answered {status}: check the connection's credentials",
+                f"{request} answered {status}: check the connection's credentials",
                 data=data,
             ), None
         if status == 429:
             retry_after = wait_for(
                 response.headers.get("Retry-After"), response.headers.get("Date"), now=time.time()
             )
-            failure = PullFailed("rate_limited", f"GET {safe_url} answered 429 on every attempt", data=data)
+            failure = PullFailed("rate_limited", f"{request} answered 429 on every attempt", data=data)
             return failure, self._backoff(attempt) if retry_after is None else retry_after
         if status >= 500:
-            failure = PullFailed("bad_gateway", f"GET {safe_url} answered {status}", data=data)
+            failure = PullFailed("bad_gateway", f"{request} answered {status}", data=data)
             return failure, self._backoff(attempt)
         key = "not_found" if status == 404 else "unexpected_status"
-        return PullFailed("bad_response", f"GET {safe_url} answered {status}", key=key, data=data), None
+        return PullFailed("bad_response", f"{request} answered {status}", key=key, data=data), None
 
     def _backoff(self, attempt: int) -> float:
         """The wait after attempt number `attempt` (1 for the first) failed: the client's rules."""

@@ -17,16 +17,33 @@ class _Strict(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
 
+MIN_UPDATES_INTERVAL_SECONDS = 60
+MAX_UPDATES_INTERVAL_SECONDS = 86_400
+
+
 class SubscriptionCreate(_Strict):
     connection_id: str = Field(min_length=1, max_length=64)
     collection: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_./-]+$")
     full_sync_interval_seconds: int = Field(default=10_800, ge=60, le=30 * 86_400)
+    pull_updates_interval_seconds: int | None = Field(
+        default=None,
+        ge=MIN_UPDATES_INTERVAL_SECONDS,
+        le=MAX_UPDATES_INTERVAL_SECONDS,
+        description="Incremental pulls between full scans, this often; null: none. Shorter than "
+        "full_sync_interval_seconds.",
+    )
     backfill: bool = True
     max_age_days: int | None = Field(default=None, ge=1, le=3650)
 
 
 class SubscriptionUpdate(_Strict):
     full_sync_interval_seconds: int | None = Field(default=None, ge=60, le=30 * 86_400)
+    pull_updates_interval_seconds: int | None = Field(
+        default=None,
+        ge=MIN_UPDATES_INTERVAL_SECONDS,
+        le=MAX_UPDATES_INTERVAL_SECONDS,
+        description="Sent as null, incremental pulls stop; left out, they stay as they are.",
+    )
     max_age_days: int | None = Field(default=None, ge=1, le=3650)
     status: Literal["subscribed", "paused"] | None = None
 
@@ -37,6 +54,7 @@ class Subscription(ApiModel):
     provider: ProviderName
     collection: str
     full_sync_interval_seconds: int
+    pull_updates_interval_seconds: int | None
     backfill: bool
     max_age_days: int | None
     status: SubscriptionStatus

@@ -43,6 +43,11 @@ class StoredSubscription:
     # (queued by the API, or handed back at a checkpoint) since `lease_until`.
     lease_holder: str | None = None
     lease_until: float | None = None
+    # Incremental pulls (`pulls.schedule`): their interval (None: off), when the next full scan is due
+    # (None: with the next pull), and the high-water mark, the start of the last pull that succeeded.
+    pull_updates_interval_seconds: int | None = None
+    next_full_scan_at: float | None = None
+    updates_mark: float | None = None
 
     @property
     def due_at(self) -> float | None:
@@ -58,6 +63,7 @@ class StoredSubscription:
             provider=self.provider,
             collection=self.collection,
             full_sync_interval_seconds=self.full_sync_interval_seconds,
+            pull_updates_interval_seconds=self.pull_updates_interval_seconds,
             backfill=self.backfill,
             max_age_days=self.max_age_days,
             status=self.status,
@@ -89,6 +95,8 @@ class StoredPull:
     error: dict[str, Any] | None = None
     checkpoint: str | None = None
     resumable: bool = False
+    # An incremental pull asks for the changes since this time; None for a full scan (or a feed's pull).
+    updated_since: float | None = None
 
     def collect(self, event_ids: list[str]) -> None:
         room = COLLECTED_IDS_CAP - len(self.collected_event_ids)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pullbridge.clock import Clock, system_clock, to_iso
 from pullbridge.connections import get_connection
@@ -22,6 +24,7 @@ from pullbridge.pulls.records import (
     save_subscription,
     subscription_pk,
 )
+from pullbridge.pulls.schedule import reschedule_updates
 from pullbridge.storage import Store, keys
 
 LEASE_SECONDS = 120.0
@@ -48,6 +51,9 @@ def create_subscription(
             + (f"; choose one of {', '.join(sorted(collections))}" if collections else ""),
             data={"field": "collection"},
         )
+    _check_updates_interval(request.pull_updates_interval_seconds, request.full_sync_interval_seconds)
+    if request.pull_updates_interval_seconds is not None:
+        _check_updates_offered(connection.provider, connection.settings)
     now = clock()
     subscription = StoredSubscription(
         id=new_id("sub"),
@@ -56,6 +62,7 @@ def create_subscription(
         provider=connection.provider,
         collection=request.collection,
         full_sync_interval_seconds=request.full_sync_interval_seconds,
+        pull_updates_interval_seconds=request.pull_updates_interval_seconds,
         backfill=request.backfill,
         max_age_days=request.max_age_days,
         created_at=to_iso(now),
@@ -77,6 +84,30 @@ def create_subscription(
     return subscription
 
 
+def _check_updates_interval(updates: int | None, full: int) -> None:
+    if updates is not None and updates >= full:
+        raise ValidationFailed(
+            f"pull_updates_interval_seconds: must be shorter than full_sync_interval_seconds ({full})",
+            data={"field": "pull_updates_interval_seconds"},
+        )
+
+
+def _check_updates_offered(provider_name: str, settings: Mapping[str, Any]) -> None:
+    """Incremental pulls only where the provider can say what changed: not `standard`, which has no list
+    API (nor a subscription at all), nor a generic connection without `updated_since_param`."""
+    if get_provider(provider_name).supports_updates(settings):
+        return
+    if provider_name == "generic" and settings.get("mode") == "feed":
+        reason = "an events feed's pulls are incremental already"
+    elif provider_name == "generic":
+        reason = "set the connection's settings.updated_since_param to offer them"
+    else:
+        reason = f"{provider_name} cannot be asked what changed"
+    raise ValidationFailed(
+        f"pull_updates_interval_seconds: {reason}", data={"field": "pull_updates_interval_seconds"}
+    )
+
+
 def update_subscription(
     store: Store,
     tenant_id: str,
@@ -90,6 +121,7 @@ def update_subscription(
         version = subscription.version
         if request.full_sync_interval_seconds is not None:
             subscription.full_sync_interval_seconds = request.full_sync_interval_seconds
+        _update_incremental_pulls(store, tenant_id, subscription, request, clock())
         if request.max_age_days is not None:
             subscription.max_age_days = request.max_age_days
         if request.status == "paused":
@@ -101,6 +133,23 @@ def update_subscription(
         if save_subscription(store, subscription, expected_version=version):
             return subscription
     raise Conflict("the subscription changed concurrently; retry", key="concurrent_update")
+
+
+def _update_incremental_pulls(
+    store: Store, tenant_id: str, subscription: StoredSubscription, request: SubscriptionUpdate, now: float
+) -> None:
+    """`pull_updates_interval_seconds` left out stays as it is; sent as null, incremental pulls stop."""
+    sent = "pull_updates_interval_seconds" in request.model_fields_set
+    if sent:
+        subscription.pull_updates_interval_seconds = request.pull_updates_interval_seconds
+    _check_updates_interval(
+        subscription.pull_updates_interval_seconds, subscription.full_sync_interval_seconds
+    )
+    if sent and request.pull_updates_interval_seconds is not None:
+        connection = get_connection(store, tenant_id, subscription.connection_id)
+        _check_updates_offered(subscription.provider, connection.settings)
+    if sent:
+        reschedule_updates(subscription, now)
 
 
 def delete_subscription(store: Store, tenant_id: str, subscription_id: str) -> None:
@@ -132,7 +181,11 @@ def list_subscriptions(
     )
 
 
-def new_pull(subscription: StoredSubscription, now: float, *, status: str) -> StoredPull:
+def new_pull(
+    subscription: StoredSubscription, now: float, *, status: str, updated_since: float | None = None
+) -> StoredPull:
+    """A full scan, or with `updated_since` an incremental pull of what changed since then."""
+    kind = "full scan" if updated_since is None else "incremental pull"
     return StoredPull(
         id=new_id("pull"),
         tenant_id=subscription.tenant_id,
@@ -140,10 +193,12 @@ def new_pull(subscription: StoredSubscription, now: float, *, status: str) -> St
         connection_id=subscription.connection_id,
         provider=subscription.provider,
         collection=subscription.collection,
-        name=f"{subscription.provider} {subscription.collection} full scan",
+        name=f"{subscription.provider} {subscription.collection} {kind}",
         started_at=now,
         first_scan=not subscription.baseline_done,
         status=status,
+        is_full_scan=updated_since is None,
+        updated_since=updated_since,
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -173,6 +173,12 @@ class LogWriter(LogHeads):
             if outcome.guard_failed:
                 raise ConnectionChanged(allocation.connection_id) from exc
             raise storage_error(exc) from exc
+        for index in outcome.stale:
+            # The record holds a newer version than this delivery's object: the event is logged all the
+            # same, marked stale, and changes neither the record nor the snapshot.
+            draft = state.pending[index][0]
+            stale = replace(draft, document={**draft.document, "stale": True}, record=None, snapshot=None)
+            state.pending[index] = (stale, *encode_document(stale.document))
         for index in sorted(outcome.duplicates, reverse=True):
             draft = state.pending.pop(index)[0]
             result.duplicates += 1

@@ -29,6 +29,9 @@ class RecordChange:
     data: Any
     deleted: bool = False
     upstream_updated_at: str | None = None
+    version: float | None = None
+    """The provider's own order of this object's states (e.g. its `updated_at`, as epoch seconds). With
+    one, the write lands only if the record holds no newer version: an older delivery is stale."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ _RETRYABLE_CANCELLATIONS = {"TransactionConflict"}
 EncodedDraft = tuple[EventDraft, str, Any]
 """A draft with its document encoded: (draft, attribute name, attribute value)."""
 GapVerdict = Literal["wait", "skip", "fence"]
-Role = Literal["head", "guard", "claim", "snapshot", "row", "tombstone"]
+Role = Literal["head", "guard", "claim", "snapshot", "record", "row", "tombstone"]
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def item_roles(
     pending: Sequence[EncodedDraft], guard: ConnectionGuard | None, allocation: Allocation
 ) -> list[tuple[Role, int]]:
     """What each item of a commit is, in the commit's order: (role, its take's index for a head or a row,
-    its draft's index for a claim or a snapshot, else -1)."""
+    its draft's index for a claim, a snapshot or a record, else -1)."""
     roles: list[tuple[Role, int]] = [
         ("head", index) for index, take in enumerate(allocation.takes) if take.planned
     ]
@@ -131,6 +131,8 @@ def item_roles(
             roles.append(("claim", index))
         if draft.snapshot is not None:
             roles.append(("snapshot", index))
+        if draft.record is not None:
+            roles.append(("record", index))
         roles.extend([("row", 0), ("row", 1)])  # the tenant's row, then the connection's
     return roles
 
@@ -148,6 +150,8 @@ class Cancellation:
     guard_failed: bool = False
     fenced: bool = False
     """A reader fenced a position we hold."""
+    stale: set[int] = field(default_factory=set)
+    """Draft indexes whose record holds a newer version than the draft's object: a stale delivery."""
     conflict: bool = False
     unexpected: bool = False
 
@@ -170,6 +174,8 @@ def classify_cancellation(
                     outcome.overtaken = True
             elif role == "guard":
                 outcome.guard_failed = True
+            elif role == "record":
+                outcome.stale.add(detail)
             elif role == "claim":
                 outcome.duplicates[detail] = dict(reason.get("Item", {}))
             elif role == "row":

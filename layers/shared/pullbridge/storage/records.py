@@ -56,21 +56,26 @@ def record_write(
     if change.upstream_updated_at is not None:
         values[":uat"] = s(change.upstream_updated_at)
         sets.append("uat = :uat")
+    condition: str | None = None
+    if change.version is not None:
+        values[":version"] = n(change.version)
+        sets.append("ver = :version")
+        condition = "attribute_not_exists(ver) OR ver <= :version"
     if change.deleted:
         values[":expires"] = n(tombstone_expires_at)
         sets.append("expires_at = :expires")
     else:
         removes.append("expires_at")
-    update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-    return {
-        "Update": {
-            "TableName": table,
-            "Key": {"pk": s(record_partition(change.connection_id, change.collection)), "sk": s(sort_key)},
-            "UpdateExpression": update,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }
+    update: dict[str, Any] = {
+        "TableName": table,
+        "Key": {"pk": s(record_partition(change.connection_id, change.collection)), "sk": s(sort_key)},
+        "UpdateExpression": "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": values,
     }
+    if condition is not None:
+        update["ConditionExpression"] = condition
+    return {"Update": update}  # type: ignore[typeddict-item]
 
 
 def _stored(connection_id: str, collection: str, item: Item) -> StoredRecord:

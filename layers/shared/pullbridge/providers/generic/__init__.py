@@ -32,6 +32,7 @@ class Generic:
     default_base_url: ClassVar[str | None] = None
     # The de facto convention; an API without it simply leaves `data.request_id` null.
     request_id_header: ClassVar[str | None] = "X-Request-Id"
+    updates_lookback_seconds: ClassVar[float | None] = None
 
     def validate_secret(self, secret: str) -> None:
         check_secret(secret, "a webhook secret", ascii_only=False)
@@ -56,6 +57,14 @@ class Generic:
         self, http: ProviderHttp[ResponseT], source: PullSource, checkpoint: str | None
     ) -> Iterator[ListPage]:
         return pulls.list_pages(http, source, checkpoint)
+
+    def supports_updates(self, settings: Mapping[str, Any]) -> bool:
+        return pulls.supports_updates(settings)
+
+    def updated_pages(
+        self, http: ProviderHttp[ResponseT], source: PullSource, since: float, checkpoint: str | None
+    ) -> Iterator[ListPage]:
+        return pulls.updated_pages(http, source, since, checkpoint)
 
 
 PROVIDER = Generic()

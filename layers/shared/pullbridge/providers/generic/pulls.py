@@ -1,11 +1,14 @@
-"""A generic connection's pulls: a REST collection paged by a cursor in the body or by `Link`, or an events
-feed read incrementally, as its `settings` configure them."""
+"""A generic connection's pulls: a REST collection paged by a cursor in the body or by `Link` (and, with
+`updated_since_param`, asked for what changed since a time), or an events feed read incrementally, as its
+`settings` configure them."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any, TypeGuard
+from urllib.parse import urlencode
 
 from pullbridge.errors import PullFailed, ValidationFailed
 from pullbridge.providers.base import (
@@ -16,6 +19,7 @@ from pullbridge.providers.base import (
     PullSource,
     ResponseT,
     action_from_type,
+    format_iso_time,
 )
 from pullbridge.providers.generic.paths import id_string, resolve, time_seconds
 from pullbridge.providers.generic.settings import (
@@ -56,6 +60,51 @@ def list_pages(
         yield from _rest_pages(http, config, base, headers, checkpoint)
 
 
+def supports_updates(settings: Mapping[str, Any]) -> bool:
+    """A REST collection with `updated_since_param` can be asked what changed; a feed is incremental by
+    itself, and a collection without the parameter can only be scanned."""
+    try:
+        config = parse_settings(settings)
+    except ValidationFailed:
+        return False
+    return config.mode != "feed" and config.list_path is not None and config.updated_since_param is not None
+
+
+def updated_pages(
+    http: ProviderHttp[ResponseT], source: PullSource, since: float, checkpoint: str | None
+) -> Iterator[ListPage]:
+    """The REST collection with `updated_since_param=<since>` added, as `updated_since_format` writes it
+    (ISO 8601 by default, or unix seconds or milliseconds). With `next_cursor_path` it goes with every
+    request, beside the cursor; with `Link` paging only with the first, as the next URLs carry it."""
+    config = _pull_settings(source.settings)
+    if config.mode == "feed" or config.updated_since_param is None:
+        raise PullFailed(
+            "bad_request",
+            "set settings.updated_since_param (mode 'rest') to pull this connection incrementally",
+            key="invalid_settings",
+            data={"field": "settings.updated_since_param"},
+        )
+    if not source.base_url:
+        raise PullFailed(
+            "bad_request",
+            "a generic connection needs api_base_url to pull",
+            key="missing_base_url",
+            data={"field": "api_base_url"},
+        )
+    since_filter = {config.updated_since_param: _since_value(since, config.updated_since_format)}
+    yield from _rest_pages(
+        http, config, source.base_url.rstrip("/"), _auth_headers(source.credentials), checkpoint, since_filter
+    )
+
+
+def _since_value(since: float, form: str | None) -> str:
+    if form == "unix":
+        return str(math.floor(since))
+    if form == "unix_ms":
+        return str(math.floor(since * 1000))
+    return format_iso_time(since)
+
+
 def _pull_settings(settings: Mapping[str, Any]) -> GenericSettings:
     try:
         return parse_settings(settings)
@@ -94,10 +143,14 @@ def _invalid_credentials(field: str) -> PullFailed:
 
 
 def _page_params(
-    config: GenericSettings, cursor_param: str | None, cursor: str | None
+    config: GenericSettings,
+    cursor_param: str | None,
+    cursor: str | None,
+    filters: Mapping[str, str] | None = None,
 ) -> dict[str, str] | None:
-    """The page size and the cursor, as far as they are configured and known; None when neither is."""
-    params: dict[str, str] = {}
+    """The filters, the page size and the cursor, as far as they are configured and known; None when
+    there is none of them."""
+    params: dict[str, str] = dict(filters or {})
     if config.page_size is not None and config.page_size_param is not None:
         params[config.page_size_param] = str(config.page_size)
     if cursor_param is not None and cursor is not None:
@@ -114,6 +167,7 @@ def _rest_pages(
     base: str,
     headers: Mapping[str, str],
     checkpoint: str | None,
+    filters: Mapping[str, str] | None = None,
 ) -> Iterator[ListPage]:
     if config.list_path is None:
         raise PullFailed(
@@ -124,10 +178,13 @@ def _rest_pages(
         )
     first_url = base + config.list_path
     if config.next_cursor_path is not None:
-        yield from _cursor_pages(http, config, first_url, headers, checkpoint)
+        yield from _cursor_pages(http, config, first_url, headers, checkpoint, filters)
         return
     if checkpoint is not None:
         http.require_same_origin(checkpoint, base)
+    elif filters:
+        # Link paging: the next URLs carry the filters themselves, so only the first gets them.
+        first_url += ("&" if "?" in first_url else "?") + urlencode(filters)
     yield from _link_pages(http, config, base, headers, first_url if checkpoint is None else checkpoint)
 
 
@@ -137,10 +194,11 @@ def _cursor_pages(
     url: str,
     headers: Mapping[str, str],
     cursor: str | None,
+    filters: Mapping[str, str] | None,
 ) -> Iterator[ListPage]:
     """Pages of `url`, each asked for with the cursor the page before held at `next_cursor_path`."""
     while True:
-        params = _page_params(config, config.cursor_param, cursor)
+        params = _page_params(config, config.cursor_param, cursor, filters)
         body, _ = http.get_json(url, params=params, headers=headers)
         items = _items(body, config)
         records = _records(items, config)

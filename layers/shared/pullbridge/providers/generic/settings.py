@@ -70,6 +70,9 @@ class GenericSettings(BaseModel):
     created_at_path: JsonPath | None = None
     page_size: Annotated[int, Field(strict=True, ge=1, le=1000)] | None = None
     page_size_param: QueryParam | None = None
+    # Incremental pulls of a REST collection: the query parameter that asks for the items changed since.
+    updated_since_param: QueryParam | None = None
+    updated_since_format: Literal["iso8601", "unix", "unix_ms"] | None = None
     feed_path: UrlPath | None = None
     feed_type_path: JsonPath | None = None
     feed_action_path: JsonPath | None = None
@@ -102,6 +105,10 @@ class GenericSettings(BaseModel):
             raise ValueError("set cursor_param and next_cursor_path together (or neither, to follow Link)")
         if (self.page_size is None) != (self.page_size_param is None):
             raise ValueError("set page_size and page_size_param together")
+        if self.updated_since_param is not None and self.mode == "feed":
+            raise ValueError("updated_since_param is for mode 'rest': a feed's pulls are incremental already")
+        if self.updated_since_format is not None and self.updated_since_param is None:
+            raise ValueError("updated_since_format needs updated_since_param")
         return self
 
     @property
