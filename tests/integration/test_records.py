@@ -149,3 +149,39 @@ def test_another_tenants_connection_and_records_are_unknown(
         == "record_not_found"
     )
     assert PLAIN_SECRET  # the stripe connection's secret signs the webhook above
+
+
+def test_an_older_delivery_is_logged_as_stale_and_leaves_the_newer_record(
+    store: Store, settings: ApiSettings
+) -> None:
+    connection = create_connection(
+        store,
+        settings,
+        "t_alpha",
+        ConnectionCreate(provider="standard", name="c", webhook_secrets=[TEST_SECRET]),
+    )
+
+    def deliver(label: str, version: float) -> str:
+        draft = EventDraft(
+            connection.id,
+            labelled_event(connection.id, label) | {"collection": "things"},
+            delivery_id=f"d_{label}",
+            record=RecordChange(connection.id, "things", "thing_1", {"label": label}, version=version),
+        )
+        (event_id,) = store.append("t_alpha", connection.id, [draft]).event_ids
+        return event_id
+
+    newer = deliver("newer", 200.0)
+    deliver("older", 100.0)  # arrives late: an earlier state of the same record
+    same_second = deliver("same", 200.0)  # equal versions cannot be ordered: the later arrival stands
+
+    events = store.read_log("t_alpha", None, 0, 10).events
+    assert [(event.document["data"]["label"], event.document.get("stale", False)) for event in events] == [
+        ("newer", False),
+        ("older", True),
+        ("same", False),
+    ]
+    record = store.get_record(connection.id, "things", "thing_1")
+    assert record is not None
+    assert (record.data, record.last_event_id) == ({"label": "same"}, same_second)
+    assert newer != same_second
