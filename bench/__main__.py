@@ -1,5 +1,6 @@
 """`python -m bench [name ...]`: every benchmark, or the named ones (ingest, list, cold_start, scan,
-rss, freshness, idle_poll, exactly_once, cost, scale). Figures on stdout as `name: value`, progress on stderr."""
+rss, freshness, idle_poll, exactly_once, cost, scale, consumers, incremental). Figures on stdout as `name: value`,
+progress on stderr."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ BENCHMARKS = {
     "exactly_once": "bench_exactly_once:run",
     "cost": "bench_cost:run",
     "scale": "bench_scale:run",
+    "consumers": "bench_consumers:run",
+    "incremental": "bench_incremental:run",
 }
 """Each benchmark's function, imported only when it runs: a run of some of them needs only their code."""
 

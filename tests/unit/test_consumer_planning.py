@@ -162,3 +162,12 @@ def test_the_record_key_is_the_connection_collection_and_record() -> None:
     assert planning.record_key(event) == planning.record_key(dict(event))
     assert planning.record_key(event | {"collection": "invoices"}) != planning.record_key(event)
     assert planning.record_key(event | {"record_id": None}) is None
+
+
+@pytest.mark.parametrize(
+    ("wanted", "expected"), [(0, 0), (10, 10), (99, 99), (100, 99), (250, 198), (1000, 990)]
+)
+def test_past_one_transaction_a_receive_takes_whole_transactions_of_events(
+    wanted: int, expected: int
+) -> None:
+    assert planning.claims_worth_taking(wanted, 99) == expected

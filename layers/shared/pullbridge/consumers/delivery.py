@@ -34,11 +34,11 @@ from pullbridge.models import Event
 from pullbridge.storage import ConsumerHead, ConsumerState, DeadLetterRow, InFlight, LoggedEvent, Store
 
 MAX_RECEIVE_ATTEMPTS = 20
+"""Receives racing for one consumer's head retry; each loss means another receive took events."""
 LEASE_EPOCH_BITS = 32
 """An event taken from the log again (after a seek back) starts its leases in a new epoch: the head's
 version when it was taken, in the high bits of `lease_seq`. So no ack id of an earlier take can ever
 match a later lease."""
-"""Receives racing for one consumer's head retry; each loss means another receive took events."""
 CLAIMS_PER_TRANSACTION = 99
 
 
@@ -90,9 +90,12 @@ def _receive_once(
         plan = planning.plan_redeliveries(state.in_flight, now, limits)
         logged: list[LoggedEvent] = []
         scanned_to = state.head.position
-        wanted = min(
-            planning.room_for_new(state.in_flight, limits) + len(plan.dead),
-            limits.max_batch_size - len(plan.redeliver),
+        wanted = planning.claims_worth_taking(
+            min(
+                planning.room_for_new(state.in_flight, limits) + len(plan.dead),
+                limits.max_batch_size - len(plan.redeliver),
+            ),
+            CLAIMS_PER_TRANSACTION,
         )
         if wanted > 0:
             logged, scanned_to, _, _ = ctx.reader.collect(
@@ -298,7 +301,8 @@ def _await_deliverable(
         now = ctx.clock()
         if planning.due(state.in_flight, now, consumer.ordering):
             return
-        if (
+        # A full consumer (max_ack_pending reached) takes nothing new, however far the log has moved.
+        if planning.room_for_new(state.in_flight, consumer.limits(1)) > 0 and (
             ctx.store.log_head(consumer.tenant_id, consumer.event_filters.connection_id, consistent=False)
             > state.head.position
         ):

@@ -157,6 +157,14 @@ def plan_new(
     return plan
 
 
+def claims_worth_taking(wanted: int, per_transaction: int) -> int:
+    """How many new events a receive takes: past one transaction's worth, whole transactions only, so a
+    batch of 100 is one commit of 99 rather than two (99, then 1)."""
+    if wanted <= per_transaction:
+        return wanted
+    return wanted - wanted % per_transaction
+
+
 def lease_until(now: float, limits: Limits) -> float:
     return now + limits.ack_wait_seconds
 

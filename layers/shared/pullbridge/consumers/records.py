@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -57,6 +58,11 @@ def not_found(reference: str) -> NotFound:
 # (deleted, perhaps re-created under the same name) is looked up again.
 _ids_by_name: dict[tuple[str, str], str] = {}
 _MAX_REMEMBERED_NAMES = 10_000
+# The record itself is remembered for a moment: workers receive and ack many times a second, and a
+# change of limits (PATCH) reaches other instances within this time. A deleted consumer is found out
+# anyway: its state is gone.
+RECORD_SECONDS = 1.0
+_records: dict[str, tuple[float, StoredConsumer]] = {}
 
 
 def find_consumer(store: Store, tenant_id: str, reference: str) -> StoredConsumer:
@@ -79,7 +85,32 @@ def find_consumer(store: Store, tenant_id: str, reference: str) -> StoredConsume
     return consumer
 
 
+def remember(consumer: StoredConsumer, at: float) -> None:
+    if len(_records) >= _MAX_REMEMBERED_NAMES:
+        _records.clear()
+    _records[consumer.id] = (at, consumer)
+
+
+def forget(consumer_id: str) -> None:
+    """After a change or a delete on this instance: the record, and any name that stood for it."""
+    _records.pop(consumer_id, None)
+    for key in [key for key, known in _ids_by_name.items() if known == consumer_id]:
+        del _ids_by_name[key]
+
+
+def named(consumer: StoredConsumer) -> None:
+    """A consumer just created: its name now stands for it, whatever it stood for before."""
+    _ids_by_name[(consumer.tenant_id, consumer.name)] = consumer.id
+    remember(consumer, time.monotonic())
+
+
 def _load(store: Store, tenant_id: str, consumer_id: str, reference: str) -> StoredConsumer:
+    now = time.monotonic()
+    remembered = _records.get(consumer_id)
+    if remembered is not None and now - remembered[0] < RECORD_SECONDS:
+        consumer = remembered[1]
+        if consumer.tenant_id == tenant_id and reference in (consumer.id, consumer.name):
+            return consumer
     document = store.get_control(keys.consumer_pk(consumer_id), keys.CONSUMER_SK)
     by_name = not reference.startswith(f"{ID_PREFIX}_")
     if (
@@ -88,4 +119,6 @@ def _load(store: Store, tenant_id: str, consumer_id: str, reference: str) -> Sto
         or (by_name and document.get("name") != reference)
     ):
         raise not_found(reference)
-    return StoredConsumer.model_validate(document)
+    consumer = StoredConsumer.model_validate(document)
+    remember(consumer, now)
+    return consumer

@@ -20,7 +20,7 @@ from pullbridge.consumers.models import (
     stored_filters,
 )
 from pullbridge.consumers.positions import backlog, start_position
-from pullbridge.consumers.records import StoredConsumer, find_consumer, not_found
+from pullbridge.consumers.records import StoredConsumer, find_consumer, forget, named, not_found
 from pullbridge.cursors import Cursor, scope_of
 from pullbridge.errors import Conflict, InvalidCursor, NotFound
 from pullbridge.ids import event_position, new_id
@@ -55,6 +55,7 @@ def create_consumer(ctx: Consumers, tenant_id: str, request: ConsumerCreate) -> 
     )
     if not created:
         raise Conflict(f"a consumer named {request.name} exists already", key="consumer_exists")
+    named(consumer)
     return describe(ctx, consumer)
 
 
@@ -124,6 +125,7 @@ def update_consumer(ctx: Consumers, tenant_id: str, reference: str, request: Con
         if ctx.store.update_consumer_record(
             consumer.id, updated.model_dump(), updated.index_key(), consumer.version
         ):
+            forget(consumer.id)
             return describe(ctx, updated)
     raise Conflict("the consumer changed concurrently; retry", key="concurrent_update")
 
@@ -131,6 +133,7 @@ def update_consumer(ctx: Consumers, tenant_id: str, reference: str, request: Con
 def delete_consumer(ctx: Consumers, tenant_id: str, reference: str) -> None:
     consumer = find_consumer(ctx.store, tenant_id, reference)
     ctx.store.delete_consumer(tenant_id, consumer.id, consumer.name)
+    forget(consumer.id)
 
 
 def seek(ctx: Consumers, tenant_id: str, reference: str, request: SeekRequest) -> Consumer:
