@@ -75,9 +75,10 @@ def test_a_subscription_is_created_with_the_contract_fields(
     )
     assert (
         subscription["full_sync_interval_seconds"],
+        subscription["pull_updates_interval_seconds"],
         subscription["backfill"],
         subscription["max_age_days"],
-    ) == (10_800, True, None)
+    ) == (10_800, None, True, None)
     assert (subscription["status"], subscription["last_pull_id"], subscription["error"]) == (
         "subscribed",
         None,
@@ -92,8 +93,34 @@ def test_a_subscription_is_created_with_the_contract_fields(
         ({"collection": "planets"}, 400, "collection"),
         ({"collection": "customers", "full_sync_interval_seconds": 59}, 400, "full_sync_interval_seconds"),
         ({"collection": "customers", "surprise": True}, 400, "surprise"),
+        (
+            {"collection": "customers", "pull_updates_interval_seconds": 59},
+            400,
+            "pull_updates_interval_seconds",
+        ),
+        (
+            {"collection": "customers", "pull_updates_interval_seconds": 86_401},
+            400,
+            "pull_updates_interval_seconds",
+        ),
+        (
+            {
+                "collection": "customers",
+                "full_sync_interval_seconds": 600,
+                "pull_updates_interval_seconds": 600,
+            },
+            400,
+            "pull_updates_interval_seconds",
+        ),
     ],
-    ids=["unknown-collection", "interval-below-60", "unknown-field"],
+    ids=[
+        "unknown-collection",
+        "interval-below-60",
+        "unknown-field",
+        "updates-below-60",
+        "updates-above-a-day",
+        "updates-not-shorter-than-full-scans",
+    ],
 )
 def test_an_invalid_subscription_gets_400_naming_the_field(
     api: ModuleType, api_key: str, stripe_connection: str, body: dict[str, Any], status: int, field: str
@@ -162,7 +189,7 @@ def test_a_trigger_answers_202_with_the_pull_and_409_while_it_runs(
 ) -> None:
     status, pull = call(api, api_key, "POST", f"/external-event-subscriptions/{subscription['id']}/pull")
     assert status == 202
-    assert pull["status"] == "queued"
+    assert (pull["status"], pull["is_full_scan"]) == ("queued", True)
     assert pull["external_event_subscription_id"] == subscription["id"]
     assert pull["stats"] == {
         k: 0
@@ -221,3 +248,128 @@ def test_invalid_pull_listing_parameters_get_400(
 ) -> None:
     status, error = call(api, api_key, "GET", "/external-event-pulls", query=query)
     assert (status, error["error"]["type"]) == (400, "bad_request")
+
+
+# --- incremental pulls ------------------------------------------------------------------------------
+
+
+def test_a_subscription_takes_an_updates_interval_and_patch_turns_it_on_and_off(
+    api: ModuleType, api_key: str, stripe_connection: str
+) -> None:
+    status, created = call(
+        api,
+        api_key,
+        "POST",
+        "/external-event-subscriptions",
+        body={
+            "connection_id": stripe_connection,
+            "collection": "invoices",
+            "pull_updates_interval_seconds": 300,
+        },
+    )
+    assert (status, created["pull_updates_interval_seconds"]) == (201, 300)
+    path = f"/external-event-subscriptions/{created['id']}"
+    status, patched = call(api, api_key, "PATCH", path, body={"max_age_days": 3})
+    assert (status, patched["pull_updates_interval_seconds"]) == (200, 300)  # left out: it stays
+    status, patched = call(api, api_key, "PATCH", path, body={"pull_updates_interval_seconds": None})
+    assert (status, patched["pull_updates_interval_seconds"]) == (200, None)
+    status, patched = call(api, api_key, "PATCH", path, body={"pull_updates_interval_seconds": 120})
+    assert (status, patched["pull_updates_interval_seconds"]) == (200, 120)
+    assert call(api, api_key, "GET", path)[1]["pull_updates_interval_seconds"] == 120
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"full_sync_interval_seconds": 120},
+        {"pull_updates_interval_seconds": 10_800},
+        {"pull_updates_interval_seconds": 30},
+    ],
+    ids=["full-scans-as-often", "updates-as-often", "updates-below-60"],
+)
+def test_a_patch_that_leaves_updates_no_shorter_than_full_scans_gets_400_naming_the_field(
+    api: ModuleType, api_key: str, stripe_connection: str, body: dict[str, Any]
+) -> None:
+    _, created = call(
+        api,
+        api_key,
+        "POST",
+        "/external-event-subscriptions",
+        body={
+            "connection_id": stripe_connection,
+            "collection": "prices",
+            "pull_updates_interval_seconds": 120,
+        },
+    )
+    path = f"/external-event-subscriptions/{created['id']}"
+
+    status, error = call(api, api_key, "PATCH", path, body=body)
+
+    assert (status, error["error"]["data"]["field"]) == (400, "pull_updates_interval_seconds")
+    assert call(api, api_key, "GET", path)[1]["full_sync_interval_seconds"] == 10_800
+
+
+GENERIC_SETTINGS = {
+    "signature_header": "X-Signature",
+    "delivery_id_header": "X-Delivery-Id",
+    "list_path": "/v1/items",
+    "items_path": "data",
+}
+
+
+@pytest.mark.parametrize(
+    ("connection_settings", "status"),
+    [
+        (GENERIC_SETTINGS, 400),
+        ({**GENERIC_SETTINGS, "updated_since_param": "updated_since"}, 201),
+        ({"signature_header": "X-Signature", "delivery_id_header": "X-Delivery-Id", "mode": "feed"}, 400),
+    ],
+    ids=["rest-without-the-parameter", "rest-with-it", "feed"],
+)
+def test_a_generic_connection_offers_incremental_pulls_only_with_an_updated_since_parameter(
+    api: ModuleType, api_key: str, connection_settings: dict[str, Any], status: int
+) -> None:
+    connection = {
+        "provider": "generic",
+        "name": "tickets",
+        "webhook_secrets": ["whsec_test"],
+        "api_base_url": "https://api.example.com",
+        "settings": connection_settings,
+    }
+    _, created = call(api, api_key, "POST", "/connections", body=connection)
+    request = {"connection_id": created["id"], "collection": "items", "pull_updates_interval_seconds": 60}
+
+    answer, body = call(api, api_key, "POST", "/external-event-subscriptions", body=request)
+
+    assert answer == status, body
+    if status == 400:
+        assert body["error"]["data"]["field"] == "pull_updates_interval_seconds"
+
+
+def test_a_malformed_updated_since_setting_is_refused_at_connection_naming_it(
+    api: ModuleType, api_key: str
+) -> None:
+    connection = {
+        "provider": "generic",
+        "name": "tickets",
+        "webhook_secrets": ["whsec_test"],
+        "settings": {**GENERIC_SETTINGS, "updated_since_param": "updated since"},
+    }
+
+    status, error = call(api, api_key, "POST", "/connections", body=connection)
+
+    assert (status, error["error"]["data"]["field"]) == (400, "settings.updated_since_param")
+
+
+def test_a_standard_connection_has_no_collection_to_pull_incrementally(api: ModuleType, api_key: str) -> None:
+    connection = {
+        "provider": "standard",
+        "name": "std",
+        "webhook_secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    }
+    _, created = call(api, api_key, "POST", "/connections", body=connection)
+    request = {"connection_id": created["id"], "collection": "events", "pull_updates_interval_seconds": 60}
+
+    status, error = call(api, api_key, "POST", "/external-event-subscriptions", body=request)
+
+    assert (status, error["error"]["data"]["field"]) == (400, "collection")

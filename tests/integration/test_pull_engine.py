@@ -1,14 +1,15 @@
 """The full-scan engine against moto: the diff, first scans, failures, checkpoints, leases and timeouts.
 
 The provider here is an in-memory list API (its connector is replaced), so these tests pin the engine's
-own behaviour; `test_pull_connectors_end_to_end.py` runs the real connectors against fake HTTP servers.
+own behaviour; `test_pull_end_to_end.py` and `test_pull_incremental.py` run the real connectors against
+fake HTTP servers.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -33,7 +34,11 @@ TENANT = "t_alpha"
 
 @dataclass
 class ListApi:
-    """An upstream collection served a few records a page, with a failure switch."""
+    """An upstream collection served a few records a page, with a failure switch. Changes made with `put`
+    and `remove` happen at `clock()`; incremental pulls ask for them either as Stripe does (`"events"`:
+    every change since, newest first, deletes reported) or as the other list APIs do (`"list"`: the
+    records updated since, as they are now; a delete is not reported). Deleting from `records` directly
+    is a delete no incremental pull hears of."""
 
     name: ClassVar[str] = "stripe"
     collections: ClassVar[frozenset[str]] = frozenset({"customers"})
@@ -41,28 +46,74 @@ class ListApi:
     max_page_size: ClassVar[int] = 3
     default_base_url: ClassVar[str | None] = "https://api.example.com"
     request_id_header: ClassVar[str | None] = "Request-Id"
+    updates_lookback_seconds: ClassVar[float | None] = None
 
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     fail_on_page: int | None = None
     pages_served: int = 0
+    clock: Callable[[], float] = time.time
+    style: str = "events"
+    changes: list[tuple[float, str, dict[str, Any] | None]] = field(default_factory=list)
+    updated_at: dict[str, float] = field(default_factory=dict)
+    updates_asked: list[float] = field(default_factory=list)
 
     def put(self, record_id: str, **fields: Any) -> None:
-        self.records[record_id] = {"id": record_id, "created": fields.pop("created", 1_700_000_000), **fields}
+        record = {"id": record_id, "created": fields.pop("created", 1_700_000_000), **fields}
+        self.records[record_id] = record
+        self._changed(record_id, dict(record))
+
+    def remove(self, record_id: str) -> None:
+        if self.records.pop(record_id, None) is not None:
+            self._changed(record_id, None)
+
+    def _changed(self, record_id: str, state: dict[str, Any] | None) -> None:
+        now = self.clock()
+        self.updated_at[record_id] = now
+        self.changes.append((now, record_id, state))
 
     def list_pages(self, http: Any, source: PullSource, checkpoint: str | None) -> Iterator[ListPage]:
         ids = sorted(self.records)
+        yield from self._serve(
+            [ListedRecord(i, dict(self.records[i]), created_at=self.records[i]["created"]) for i in ids],
+            checkpoint,
+        )
+
+    def supports_updates(self, settings: Any) -> bool:
+        return True
+
+    def updated_pages(
+        self, http: Any, source: PullSource, since: float, checkpoint: str | None
+    ) -> Iterator[ListPage]:
+        self.updates_asked.append(since)
+        if self.style == "events":
+            found = [
+                ListedRecord(i, state or {"id": i}, action=None if state else "deleted")
+                for moment, i, state in reversed(self.changes)
+                if moment >= since
+            ]
+        else:
+            found = [
+                ListedRecord(i, dict(self.records[i]), created_at=self.records[i]["created"])
+                for i in sorted(self.records)
+                if self.updated_at.get(i, 0) >= since
+            ]
+        yield from self._serve(found, checkpoint)
+
+    def _serve(self, records: list[ListedRecord], checkpoint: str | None) -> Iterator[ListPage]:
         start = int(checkpoint or 0)
-        for page_number, offset in enumerate(range(start, len(ids), self.max_page_size), start=1):
+        if start >= len(records):
+            if self.fail_on_page == 1:
+                raise PullFailed("bad_gateway", "upstream answered 500", data={"status_code": 500})
+            self.pages_served += 1
+            yield ListPage([], None)  # an empty listing is one empty page
+            return
+        for page_number, offset in enumerate(range(start, len(records), self.max_page_size), start=1):
             if self.fail_on_page == page_number:
                 raise PullFailed("bad_gateway", "upstream answered 500", data={"status_code": 500})
             self.pages_served += 1
-            chunk = ids[offset : offset + self.max_page_size]
-            more = offset + self.max_page_size < len(ids)
+            more = offset + self.max_page_size < len(records)
             yield ListPage(
-                [
-                    ListedRecord(i, dict(self.records[i]), created_at=self.records[i]["created"])
-                    for i in chunk
-                ],
+                records[offset : offset + self.max_page_size],
                 next_checkpoint=str(offset + self.max_page_size) if more else None,
             )
 

@@ -507,3 +507,100 @@ def test_a_url_that_is_not_absolute_http_is_a_bad_request(client: httpx.Client, 
 
     assert (failure.error_type, failure.key) == ("bad_request", "invalid_url")
     assert stats.requests == 0
+
+
+# --- POST: a search that reads --------------------------------------------------------------------
+
+HUBSPOT_TOKEN = "pat-na1-fakeprovider000000"
+SEARCH = {
+    "filterGroups": [],
+    "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+    "limit": 2,
+}
+
+
+def search_url(server: FakeProviderServer) -> str:
+    return f"{server.base_url}/crm/v3/objects/contacts/search"
+
+
+def test_a_post_sends_its_json_body_and_returns_the_answer(
+    server: FakeProviderServer, client: httpx.Client
+) -> None:
+    server.dataset("hubspot", "contacts").seed(3)
+    http, stats, _ = make_http(client, request_id_header="X-HubSpot-Correlation-Id")
+
+    body, response = http.post_json(search_url(server), body=SEARCH, headers=auth(HUBSPOT_TOKEN))
+
+    assert response.status_code == 200
+    assert (body["total"], len(body["results"]), body["paging"]["next"]["after"]) == (3, 2, "2")
+    [request] = server.requests
+    assert (request.method, request.body) == ("POST", SEARCH)
+    assert request.headers["content-type"] == "application/json"
+    assert (stats.requests, stats.retries) == (1, 0)
+
+
+def test_a_post_is_retried_on_429_and_5xx_like_a_get(
+    server: FakeProviderServer, client: httpx.Client
+) -> None:
+    server.fail_with(429, times=1, retry_after=3)
+    server.fail_with(502, times=1)
+    http, stats, sleeps = make_http(client)
+
+    body, _ = http.post_json(search_url(server), body=SEARCH, headers=auth(HUBSPOT_TOKEN))
+
+    assert body["results"] == []
+    assert sleeps[0] == 3.0
+    assert (stats.requests, stats.retries) == (3, 2)
+    assert [request.body for request in server.requests] == [SEARCH] * 3
+
+
+def test_a_refused_post_is_bad_response_at_once_naming_the_method(
+    server: FakeProviderServer, client: httpx.Client
+) -> None:
+    http, stats, _ = make_http(client, request_id_header="X-HubSpot-Correlation-Id")
+
+    with pytest.raises(PullFailed) as caught:
+        http.post_json(search_url(server), body={**SEARCH, "limit": 500}, headers=auth(HUBSPOT_TOKEN))
+
+    assert (caught.value.error_type, caught.value.data["status_code"]) == ("bad_response", 400)
+    assert caught.value.message.startswith(f"POST {search_url(server)} answered 400")
+    assert caught.value.data["request_id"].startswith("fake-hubspot-")
+    assert stats.requests == 1
+
+
+def test_a_post_keeps_to_the_private_address_rule(server: FakeProviderServer, client: httpx.Client) -> None:
+    http, stats, _ = make_http(client, allow_private=False)
+
+    with pytest.raises(PullFailed) as caught:
+        http.post_json(search_url(server), body=SEARCH, headers=auth(HUBSPOT_TOKEN))
+
+    assert caught.value.key == "private_address"
+    assert (stats.requests, server.requests_served) == (0, 0)
+
+
+def test_a_redirected_post_is_not_followed() -> None:
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(307, headers={"Location": "http://10.0.0.1/"})
+    )
+    with httpx.Client(transport=transport, follow_redirects=True) as client:
+        http, stats, _ = make_http(client)
+        with pytest.raises(PullFailed) as caught:
+            http.post_json("https://api.example.test/search", body=SEARCH)
+
+    assert (caught.value.error_type, caught.value.data["status_code"], stats.requests) == (
+        "bad_response",
+        307,
+        1,
+    )
+
+
+def test_query_pairs_may_repeat_a_name(server: FakeProviderServer, client: httpx.Client) -> None:
+    http, _, _ = make_http(client)
+
+    http.get_json(
+        f"{server.base_url}/v1/events",
+        params=[("types[]", "customer.created"), ("types[]", "customer.deleted")],
+        headers=auth(),
+    )
+
+    assert server.requests[0].query["types[]"] == ["customer.created", "customer.deleted"]

@@ -156,14 +156,7 @@ class HubSpot:
                 params["after"] = after
             body, _ = http.get_json(url, params=params, headers=headers)
             records = _results(body, source.collection)
-            next_after = _next_after(body, source.collection)
-            if next_after is not None and next_after == after:
-                raise PullFailed(
-                    "bad_response",
-                    f"HubSpot's {source.collection} paging does not advance",
-                    key="stuck_paging",
-                )
-            after = next_after
+            after = _next_after(body, source.collection, after)
             yield ListPage(records=records, next_checkpoint=after)
             if after is None:
                 return
@@ -241,13 +234,9 @@ def _next_search_position(
 ) -> tuple[str | None, int | None]:
     """Where the search goes on: the next `after`; or, at the 10,000-result cap, the first page of the
     same search bounded by the last update time read (its records come again, unchanged); or the end."""
-    next_after = _next_after(body, collection)
+    next_after = _next_after(body, collection, after)
     if next_after is None:
         return None, None
-    if next_after == after:
-        raise PullFailed(
-            "bad_response", f"HubSpot's {collection} search does not advance", key="stuck_paging"
-        )
     if not (next_after.isdigit() and int(next_after) + SEARCH_PAGE_SIZE > SEARCH_RESULTS_CAP):
         return next_after, before
     last = parse_iso_time(records[-1].data.get("updatedAt")) if records else None
@@ -268,16 +257,21 @@ def _listed(item: object, index: int, collection: str) -> ListedRecord:
     return ListedRecord(record_id=record_id, data=item, created_at=parse_iso_time(item.get("createdAt")))
 
 
-def _next_after(body: dict[str, Any], collection: str) -> str | None:
-    """`paging.next.after`, None on the last page (no `paging` or no `paging.next`)."""
+def _next_after(body: dict[str, Any], collection: str, after: str | None) -> str | None:
+    """`paging.next.after`, None on the last page (no `paging` or no `paging.next`); `PullFailed` when it
+    is missing, or the `after` that was sent (paging that does not advance would never end)."""
     paging = body.get("paging")
     following = paging.get("next") if isinstance(paging, dict) else paging
     if following is None:
         return None
-    after = following.get("after") if isinstance(following, dict) else None
-    if not isinstance(after, str) or not after:
+    next_after = following.get("after") if isinstance(following, dict) else None
+    if not isinstance(next_after, str) or not next_after:
         raise PullFailed("bad_response", f"HubSpot's {collection} paging.next has no after")
-    return after
+    if next_after == after:
+        raise PullFailed(
+            "bad_response", f"HubSpot's {collection} paging does not advance", key="stuck_paging"
+        )
+    return next_after
 
 
 def is_property_list(value: object) -> TypeGuard[list[str]]:
