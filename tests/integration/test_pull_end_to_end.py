@@ -27,6 +27,7 @@ from pullbridge.pulls.service import create_subscription, trigger_pull
 from pullbridge.settings import ApiSettings
 from pullbridge.storage import Store
 from tests.fakes.provider_server import REQUEST_ID_PREFIX, FakeProviderServer
+from tests.integration.conftest import counting
 from tests.support import lambda_context, sample_event
 
 TENANT = "t_alpha"
@@ -314,3 +315,38 @@ def test_an_events_feed_is_pulled_incrementally_from_the_cursor_it_ended_at(
     assert [e["record_id"] for e in events] == [str(item["id"]) for item in added]
     assert {e["source"] for e in events} == {"pull"}
     assert all(e["type"] == item["type"] for e, item in zip(events, added, strict=True))
+
+
+@pytest.mark.parametrize(("provider", "collection"), [("stripe", "customers"), ("github", "issues")])
+def test_full_scans_keep_the_records_equal_to_the_provider_and_an_unchanged_scan_writes_none(
+    store: Store, local_settings: ApiSettings, fake: FakeProviderServer, provider: str, collection: str
+) -> None:
+    dataset = fake.dataset(provider, collection)
+    dataset.clear()
+    dataset.seed(30)
+    connection = _connect(store, local_settings, fake, provider, collection)
+    subscription_id = _subscribe(store, connection, collection)
+    engine = _engine(store, local_settings)
+
+    def records() -> dict[str, Any]:
+        page, _ = store.records_page(connection.id, collection, after=None, limit=500, include_deleted=False)
+        return {record.record_id: record.data for record in page}
+
+    def upstream() -> dict[str, Any]:
+        return {str(row[dataset.id_field]): row for row in dataset.records()}
+
+    assert _pull(engine, store, subscription_id).status == "success"
+    assert records() == upstream()
+
+    first = next(iter(upstream()))
+    dataset.delete(first)
+    assert _pull(engine, store, subscription_id).status == "success"
+    assert records() == upstream()
+    tombstone = store.get_record(connection.id, collection, first)
+    assert tombstone is not None
+    assert tombstone.deleted
+
+    with counting(store._client) as calls:
+        assert _pull(engine, store, subscription_id).status == "success"
+    # Nothing changed: no event, no snapshot and no record is written (the pull record's puts only).
+    assert {"TransactWriteItems", "BatchWriteItem"}.isdisjoint(calls.names)

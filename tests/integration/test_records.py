@@ -13,7 +13,7 @@ from pullbridge.connections import create_connection
 from pullbridge.models import ConnectionCreate
 from pullbridge.settings import ApiSettings
 from pullbridge.storage import EventDraft, RecordChange, Store
-from tests.integration.test_ingest_providers import PLAIN_SECRET, _create, _stripe, _webhook
+from tests.integration.test_ingest_providers import PLAIN_SECRET, _create, _github, _stripe, _webhook
 from tests.paths import FIXTURES_DIR
 from tests.support import TEST_SECRET, api_event, json_body, labelled_event, lambda_context
 
@@ -185,3 +185,28 @@ def test_an_older_delivery_is_logged_as_stale_and_leaves_the_newer_record(
     assert record is not None
     assert (record.data, record.last_event_id) == ({"label": "same"}, same_second)
     assert newer != same_second
+
+
+def test_real_github_deliveries_replayed_out_of_order_leave_the_newer_issue(
+    api: ModuleType, ingest: ModuleType, api_key: str
+) -> None:
+    """GitHub's published `issues` payloads for issue #1: reopened (updated 2021-10-11) arrives before
+    opened (updated 2019-05-15), as redeliveries can. The older is logged stale; the record stays newer."""
+    connection_id = _create(api, api_key, "github", None)
+    for name in ("reopened", "opened"):
+        body = (FIXTURES_DIR / "github" / "issues" / f"{name}.payload.json").read_bytes()
+        response = ingest.lambda_handler(
+            _webhook(connection_id, body, _github("issues")(body, connection_id)), lambda_context()
+        )
+        assert response["statusCode"] == 200, response["body"]
+
+    events = _get(api, api_key, "/events", {"connection_id": connection_id})[1]["data"]
+    assert [(event["type"], event["stale"]) for event in events] == [
+        ("issues.reopened", False),
+        ("issues.opened", True),
+    ]
+    status, record = _get(api, api_key, f"/records/{connection_id}/issues/1")
+    assert status == 200
+    assert record["upstream_updated_at"].startswith("2021-10-11T16:40:56")
+    assert record["last_event_id"] == events[0]["id"]
+    assert record["data"]["state"] == "open"

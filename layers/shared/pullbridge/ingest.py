@@ -14,7 +14,7 @@ from pullbridge.connection_records import StoredConnection, load_connection
 from pullbridge.errors import NotFound, PayloadTooLarge, StorageUnavailable
 from pullbridge.hashing import content_hash
 from pullbridge.providers import get_provider
-from pullbridge.providers.base import NormalizedEvent, WebhookRequest
+from pullbridge.providers.base import NormalizedEvent, Provider, WebhookRequest
 from pullbridge.storage import (
     AppendResult,
     ConnectionChanged,
@@ -85,13 +85,23 @@ def _snapshot_change(connection: StoredConnection, event: NormalizedEvent) -> Sn
     return SnapshotChange(connection.id, event.collection, event.record_id, digest)
 
 
-def _record_change(connection: StoredConnection, event: NormalizedEvent) -> RecordChange | None:
+def _record_change(
+    connection: StoredConnection, provider: Provider, event: NormalizedEvent
+) -> RecordChange | None:
     """The webhook carries the whole object: it is the record's latest state (a delete keeps the
-    record as a tombstone)."""
+    record as a tombstone), unless the record already holds a newer version (a stale delivery)."""
     if event.collection is None or event.record_id is None or len(event.record_id) > MAX_SNAPSHOT_ID_CHARS:
         return None
-    deleted = event.action == "deleted"
-    return RecordChange(connection.id, event.collection, event.record_id, event.data, deleted=deleted)
+    updated = provider.record_version(event.data)
+    return RecordChange(
+        connection.id,
+        event.collection,
+        event.record_id,
+        event.data,
+        deleted=event.action == "deleted",
+        upstream_updated_at=to_iso(updated) if updated is not None else None,
+        version=event.version,
+    )
 
 
 def handle_webhook(
@@ -121,7 +131,9 @@ def handle_webhook(
                 _document(connection, event, received_at),
                 delivery_id=event.delivery_id,
                 snapshot=_snapshot_change(connection, event) if refreshes_snapshot else None,
-                record=_record_change(connection, event) if refreshes_snapshot else None,
+                record=_record_change(connection, provider, event)
+                if provider.webhook_carries_records
+                else None,
             )
             for event in provider.normalize(request, connection.settings)
         ]

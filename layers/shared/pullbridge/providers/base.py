@@ -80,6 +80,9 @@ class NormalizedEvent:
     action: str | None = None
     record_id: str | None = None
     occurred_at: float | None = None
+    version: float | None = None
+    """The provider's own order of the record's states (its `updated_at`, Stripe's event `created`), as
+    epoch seconds: a delivery older than the record held is stale. None where the provider gives none."""
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,9 @@ class Provider(Protocol):
     # True when webhooks carry the record in the list API's representation (Stripe, Shopify), so a
     # webhook can refresh the full-scan snapshot and the next scan does not repeat the change.
     webhook_matches_list_representation: ClassVar[bool]
+    # True when a webhook about a record carries the whole record (Stripe, Shopify, GitHub issues and
+    # pull requests): it keeps the record's latest state (`GET /records`).
+    webhook_carries_records: ClassVar[bool]
     # The list API's largest page, and its host when the connection sets no api_base_url.
     max_page_size: ClassVar[int]
     default_base_url: ClassVar[str | None]
@@ -167,6 +173,10 @@ class Provider(Protocol):
 
     def validate_secret(self, secret: str) -> None:
         """Raise `ValidationFailed` when a webhook secret cannot be used with this scheme."""
+
+    def record_version(self, data: Any) -> float | None:
+        """A listed record's version (see `NormalizedEvent.version`), or None."""
+        ...
 
     def validate_settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
         """The connection's `settings`, checked (and normalized) for this provider, or `ValidationFailed`."""

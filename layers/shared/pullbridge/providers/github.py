@@ -83,10 +83,14 @@ class GitHub:
         collection for collection, _ in COLLECTION_BY_EVENT.values()
     )
     webhook_matches_list_representation: ClassVar[bool] = False
+    webhook_carries_records: ClassVar[bool] = True
     max_page_size: ClassVar[int] = 100
     default_base_url: ClassVar[str | None] = "https://api.github.com"
     request_id_header: ClassVar[str | None] = "X-GitHub-Request-Id"
     updates_lookback_seconds: ClassVar[float | None] = None
+
+    def record_version(self, data: Any) -> float | None:
+        return parse_iso_time(data.get("updated_at")) if isinstance(data, dict) else None
 
     def validate_secret(self, secret: str) -> None:
         check_secret(secret, "a GitHub webhook secret", ascii_only=False)
@@ -138,6 +142,7 @@ class GitHub:
                 action=ACTION_BY_GITHUB_ACTION.get(github_action or "", "updated"),
                 record_id=str(number),
                 occurred_at=parse_iso_time(record.get("updated_at")),
+                version=parse_iso_time(record.get("updated_at")),
                 data=record,
             )
         ]

@@ -104,10 +104,14 @@ class HubSpot:
     name: ClassVar[str] = "hubspot"
     collections: ClassVar[frozenset[str]] = frozenset(COLLECTION_BY_OBJECT.values())
     webhook_matches_list_representation: ClassVar[bool] = False
+    webhook_carries_records: ClassVar[bool] = False
     max_page_size: ClassVar[int] = 100
     default_base_url: ClassVar[str | None] = "https://api.hubapi.com"
     request_id_header: ClassVar[str | None] = "X-HubSpot-Correlation-Id"
     updates_lookback_seconds: ClassVar[float | None] = None
+
+    def record_version(self, data: Any) -> float | None:
+        return parse_iso_time(data.get("updatedAt")) if isinstance(data, dict) else None
 
     def validate_secret(self, secret: str) -> None:
         check_secret(secret, "a HubSpot webhook secret (the app's client secret)", ascii_only=True)

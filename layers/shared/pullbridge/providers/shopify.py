@@ -81,11 +81,15 @@ class Shopify:
     name: ClassVar[str] = "shopify"
     collections: ClassVar[frozenset[str]] = frozenset(ACTION_BY_TOPIC)
     webhook_matches_list_representation: ClassVar[bool] = True
+    webhook_carries_records: ClassVar[bool] = True
     max_page_size: ClassVar[int] = 250
     # Every store has its own host (`https://{shop}.myshopify.com`): the connection must set it.
     default_base_url: ClassVar[str | None] = None
     request_id_header: ClassVar[str | None] = "X-Request-Id"
     updates_lookback_seconds: ClassVar[float | None] = None
+
+    def record_version(self, data: Any) -> float | None:
+        return parse_iso_time(data.get("updated_at")) if isinstance(data, dict) else None
 
     def validate_secret(self, secret: str) -> None:
         check_secret(secret, "a Shopify webhook secret (the app's client secret)", ascii_only=True)
@@ -122,6 +126,7 @@ class Shopify:
                 action=action,
                 record_id=_record_id(payload.get("id")),
                 occurred_at=occurred_at,
+                version=parse_iso_time(payload.get("updated_at")),
                 data=payload,
             )
         ]

@@ -80,10 +80,14 @@ class StandardWebhooks:
     name: ClassVar[str] = "standard"
     collections: ClassVar[frozenset[str]] = frozenset()
     webhook_matches_list_representation: ClassVar[bool] = False
+    webhook_carries_records: ClassVar[bool] = False
     max_page_size: ClassVar[int] = 0
     default_base_url: ClassVar[str | None] = None
     request_id_header: ClassVar[str | None] = None
     updates_lookback_seconds: ClassVar[float | None] = None
+
+    def record_version(self, data: Any) -> float | None:
+        return None
 
     def validate_secret(self, secret: str) -> None:
         try:

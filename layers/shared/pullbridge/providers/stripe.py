@@ -153,10 +153,14 @@ class Stripe:
     name: ClassVar[str] = "stripe"
     collections: ClassVar[frozenset[str]] = frozenset(COLLECTION_BY_OBJECT_TYPE.values())
     webhook_matches_list_representation: ClassVar[bool] = True
+    webhook_carries_records: ClassVar[bool] = True
     max_page_size: ClassVar[int] = 100
     default_base_url: ClassVar[str | None] = "https://api.stripe.com"
     request_id_header: ClassVar[str | None] = "Request-Id"
     updates_lookback_seconds: ClassVar[float | None] = EVENTS_LOOKBACK_SECONDS
+
+    def record_version(self, data: Any) -> float | None:
+        return None  # Stripe objects carry no update time; a webhook's version is its event's `created`
 
     def validate_secret(self, secret: str) -> None:
         check_secret(secret, "a Stripe webhook signing secret (whsec_...)", ascii_only=True)
@@ -201,6 +205,8 @@ class Stripe:
                 action=action_from_type(event_type) if collection else None,
                 record_id=record_id if isinstance(record_id, str) and record_id else None,
                 occurred_at=epoch_seconds(event.get("created")),
+                # The event's creation orders the object's states (seconds: equal ones are not ordered).
+                version=epoch_seconds(event.get("created")),
                 data=record,
             )
         ]

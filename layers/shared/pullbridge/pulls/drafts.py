@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pullbridge.clock import to_iso
+from pullbridge.providers import get_provider
 from pullbridge.providers.base import ListedRecord
 from pullbridge.pulls.diff import Change
 from pullbridge.pulls.stats import PullStats
-from pullbridge.storage import EventDraft
+from pullbridge.storage import EventDraft, RecordChange
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,22 @@ class PullDrafts:
             change.data,
             change.occurred_at,
         )
-        return EventDraft(self.connection_id, document, snapshot=change.snapshot)
+        return EventDraft(self.connection_id, document, snapshot=change.snapshot, record=self._record(change))
+
+    def _record(self, change: Change) -> RecordChange:
+        """The record as the list API shows it now (a delete keeps its last data as a tombstone). Where
+        the provider versions its records, a scan that read an older state than a webhook has since
+        delivered leaves the newer one (the event is logged stale)."""
+        version = get_provider(self.provider).record_version(change.data) if change.data is not None else None
+        return RecordChange(
+            self.connection_id,
+            self.collection,
+            change.record_id,
+            change.data,
+            deleted=change.action == "deleted",
+            upstream_updated_at=to_iso(version) if version is not None else None,
+            version=version,
+        )
 
     def feed_item(self, record: ListedRecord, stats: PullStats) -> EventDraft:
         """A remote event of a feed, logged as it is (counted by its action, `updated` when it has none)."""

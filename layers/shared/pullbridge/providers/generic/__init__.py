@@ -27,12 +27,16 @@ class Generic:
     # The collection is per connection (`settings.collection`); there is no fixed list to declare.
     collections: ClassVar[frozenset[str]] = frozenset()
     webhook_matches_list_representation: ClassVar[bool] = False
+    webhook_carries_records: ClassVar[bool] = False
     # The configured `page_size` governs each connection; this is the default the engine plans with.
     max_page_size: ClassVar[int] = 100
     default_base_url: ClassVar[str | None] = None
     # The de facto convention; an API without it simply leaves `data.request_id` null.
     request_id_header: ClassVar[str | None] = "X-Request-Id"
     updates_lookback_seconds: ClassVar[float | None] = None
+
+    def record_version(self, data: Any) -> float | None:
+        return None
 
     def validate_secret(self, secret: str) -> None:
         check_secret(secret, "a webhook secret", ascii_only=False)
