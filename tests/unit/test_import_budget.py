@@ -90,3 +90,9 @@ def test_no_function_loads_a_tracing_sdk(function: str) -> None:
     modules = _modules_after_importing(function)
     roots = {name.split(".")[0] for name in modules}
     assert {"aws_xray_sdk", "opentelemetry", "wrapt"}.isdisjoint(roots)
+
+
+def test_the_api_builds_no_openapi_models_at_cold_start() -> None:
+    """Powertools' OpenAPI models (about 40 pydantic classes, 41 ms) are for the document and Swagger UI,
+    which are built on request: no route and no validation needs them."""
+    assert "aws_lambda_powertools.event_handler.openapi.models" not in _modules_after_importing("api")
