@@ -1,6 +1,6 @@
 """`python -m bench [name ...]`: every benchmark, or the named ones (ingest, list, cold_start, scan,
-rss, freshness, idle_poll, exactly_once, cost, scale, consumers, incremental). Figures on stdout as `name: value`,
-progress on stderr."""
+rss, freshness, idle_poll, exactly_once, cost, scale, consumers, incremental, records). Figures on
+stdout as `name: value`, progress on stderr."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ BENCHMARKS = {
     "scale": "bench_scale:run",
     "consumers": "bench_consumers:run",
     "incremental": "bench_incremental:run",
+    "records": "bench_records:run",
 }
 """Each benchmark's function, imported only when it runs: a run of some of them needs only their code."""
 
