@@ -210,3 +210,36 @@ def test_real_github_deliveries_replayed_out_of_order_leave_the_newer_issue(
     assert record["upstream_updated_at"].startswith("2021-10-11T16:40:56")
     assert record["last_event_id"] == events[0]["id"]
     assert record["data"]["state"] == "open"
+
+
+def test_a_change_without_its_object_is_checked_against_the_record_and_writes_nothing(
+    store: Store, settings: ApiSettings
+) -> None:
+    """HubSpot's webhooks tell of a property change, not the object: an older one is logged stale, a
+    newer one is not, and neither touches the record the scans keep."""
+    connection = create_connection(
+        store,
+        settings,
+        "t_alpha",
+        ConnectionCreate(provider="standard", name="c", webhook_secrets=[TEST_SECRET]),
+    )
+
+    def draft(label: str, change: RecordChange) -> EventDraft:
+        document = labelled_event(connection.id, label) | {"collection": "contacts"}
+        return EventDraft(connection.id, document, delivery_id=f"d_{label}", record=change)
+
+    scanned = RecordChange(connection.id, "contacts", "101", {"email": "a@example.com"}, version=200.0)
+    (scan_event,) = store.append("t_alpha", connection.id, [draft("scan", scanned)]).event_ids
+    for label, version in (("before", 150.0), ("after", 250.0)):
+        check = RecordChange(connection.id, "contacts", "101", None, version=version, check_only=True)
+        store.append("t_alpha", connection.id, [draft(label, check)])
+
+    events = store.read_log("t_alpha", None, 0, 10).events
+    assert [(e.document["data"]["label"], e.document.get("stale", False)) for e in events] == [
+        ("scan", False),
+        ("before", True),
+        ("after", False),
+    ]
+    record = store.get_record(connection.id, "contacts", "101")
+    assert record is not None
+    assert (record.data, record.last_event_id) == ({"email": "a@example.com"}, scan_event)

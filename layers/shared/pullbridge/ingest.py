@@ -88,10 +88,18 @@ def _snapshot_change(connection: StoredConnection, event: NormalizedEvent) -> Sn
 def _record_change(
     connection: StoredConnection, provider: Provider, event: NormalizedEvent
 ) -> RecordChange | None:
-    """The webhook carries the whole object: it is the record's latest state (a delete keeps the
-    record as a tombstone), unless the record already holds a newer version (a stale delivery)."""
+    """A webhook that carries the whole object makes it the record's latest state (a delete keeps the
+    record as a tombstone), unless the record already holds a newer version (a stale delivery). One
+    without the object, but with a version, is only checked against the record's."""
     if event.collection is None or event.record_id is None or len(event.record_id) > MAX_SNAPSHOT_ID_CHARS:
         return None
+    if not provider.webhook_carries_records:
+        # No object (HubSpot's property changes): its version is still checked, so an older one is stale.
+        if event.version is None:
+            return None
+        return RecordChange(
+            connection.id, event.collection, event.record_id, None, version=event.version, check_only=True
+        )
     updated = provider.record_version(event.data)
     return RecordChange(
         connection.id,

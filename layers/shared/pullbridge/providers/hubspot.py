@@ -379,6 +379,8 @@ def _normalize_item(item: object, index: int) -> NormalizedEvent:
         action=ACTION_BY_CHANGE.get(change) if collection else None,
         record_id=_record_id(item.get("objectId")),
         occurred_at=occurred_at / 1000,
+        # A change that occurred before the record's last modification (`updatedAt`) is stale.
+        version=occurred_at / 1000 if collection else None,
         data=item,
     )
 

@@ -32,6 +32,9 @@ class RecordChange:
     version: float | None = None
     """The provider's own order of this object's states (e.g. its `updated_at`, as epoch seconds). With
     one, the write lands only if the record holds no newer version: an older delivery is stale."""
+    check_only: bool = False
+    """A delivery that tells of a change without the object (HubSpot's): only its version is checked
+    against the record's, which it leaves as it is."""
 
 
 @dataclass(frozen=True)

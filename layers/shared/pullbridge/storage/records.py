@@ -29,8 +29,19 @@ def record_write(
     table: str, change: RecordChange, *, event_id: str, at: str, tombstone_expires_at: int
 ) -> TransactWriteItemTypeDef:
     """The update of one record in an event's commit. `first_seen_at` is set once; a delete keeps the
-    data as last seen (a delete event may carry none) and starts the tombstone's TTL."""
+    data as last seen (a delete event may carry none) and starts the tombstone's TTL. A check-only change
+    is a condition on the record's version, and writes nothing."""
     sort_key = key_part(change.record_id)
+    key = {"pk": s(record_partition(change.connection_id, change.collection)), "sk": s(sort_key)}
+    if change.check_only and change.version is not None:
+        return {
+            "ConditionCheck": {
+                "TableName": table,
+                "Key": key,
+                "ConditionExpression": "attribute_not_exists(ver) OR ver <= :version",
+                "ExpressionAttributeValues": {":version": n(change.version)},
+            }
+        }
     names: dict[str, str] = {"#deleted": "deleted", "#first": "first_seen_at"}
     values: dict[str, Any] = {
         ":deleted": {"BOOL": change.deleted},
@@ -68,7 +79,7 @@ def record_write(
         removes.append("expires_at")
     update: dict[str, Any] = {
         "TableName": table,
-        "Key": {"pk": s(record_partition(change.connection_id, change.collection)), "sk": s(sort_key)},
+        "Key": key,
         "UpdateExpression": "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else ""),
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": values,
