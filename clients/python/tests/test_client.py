@@ -366,6 +366,11 @@ def test_subscription_and_connection_helpers_use_the_contracts_routes(api: FakeA
     }
     assert client.get_subscription("sub_1")["path"] == "/external-event-subscriptions/sub_1"
     assert client.update_subscription("sub_1", status="paused")["body"] == {"status": "paused"}
+    incremental = client.create_subscription("conn_1", "customers", pull_updates_interval_seconds=300)
+    assert incremental["body"]["pull_updates_interval_seconds"] == 300
+    assert client.update_subscription("sub_1", pull_updates_interval_seconds=120)["body"] == {
+        "pull_updates_interval_seconds": 120
+    }
     assert client.trigger_pull("sub_1")["method"] == "POST"
     assert client.delete_subscription("sub_1") is None
     assert [s["id"] for s in client.iter_subscriptions()] == ["sub_1"]

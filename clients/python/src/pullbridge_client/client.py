@@ -277,6 +277,7 @@ class Client(ConsumerMethods):
         full_sync_interval_seconds: int | None = None,
         backfill: bool | None = None,
         max_age_days: int | None = None,
+        pull_updates_interval_seconds: int | None = None,
     ) -> dict[str, Any]:
         body = given(
             connection_id=connection_id,
@@ -284,6 +285,7 @@ class Client(ConsumerMethods):
             full_sync_interval_seconds=full_sync_interval_seconds,
             backfill=backfill,
             max_age_days=max_age_days,
+            pull_updates_interval_seconds=pull_updates_interval_seconds,
         )
         return self._object("POST", "/external-event-subscriptions", body)
 
@@ -303,9 +305,13 @@ class Client(ConsumerMethods):
         full_sync_interval_seconds: int | None = None,
         max_age_days: int | None = None,
         status: Literal["subscribed", "paused"] | None = None,
+        pull_updates_interval_seconds: int | None = None,
     ) -> dict[str, Any]:
         body = given(
-            full_sync_interval_seconds=full_sync_interval_seconds, max_age_days=max_age_days, status=status
+            full_sync_interval_seconds=full_sync_interval_seconds,
+            max_age_days=max_age_days,
+            status=status,
+            pull_updates_interval_seconds=pull_updates_interval_seconds,
         )
         return self._object("PATCH", _path("external-event-subscriptions", subscription_id), body)
 
