@@ -371,6 +371,9 @@ def test_subscription_and_connection_helpers_use_the_contracts_routes(api: FakeA
     assert client.update_subscription("sub_1", pull_updates_interval_seconds=120)["body"] == {
         "pull_updates_interval_seconds": 120
     }
+    assert client.update_subscription("sub_1", pull_updates_interval_seconds="off")["body"] == {
+        "pull_updates_interval_seconds": None
+    }
     assert client.trigger_pull("sub_1")["method"] == "POST"
     assert client.delete_subscription("sub_1") is None
     assert [s["id"] for s in client.iter_subscriptions()] == ["sub_1"]

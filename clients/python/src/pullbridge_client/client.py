@@ -305,14 +305,17 @@ class Client(ConsumerMethods):
         full_sync_interval_seconds: int | None = None,
         max_age_days: int | None = None,
         status: Literal["subscribed", "paused"] | None = None,
-        pull_updates_interval_seconds: int | None = None,
+        pull_updates_interval_seconds: int | Literal["off"] | None = None,
     ) -> dict[str, Any]:
+        """None leaves a field as it is; `pull_updates_interval_seconds="off"` stops incremental pulls."""
         body = given(
             full_sync_interval_seconds=full_sync_interval_seconds,
             max_age_days=max_age_days,
             status=status,
             pull_updates_interval_seconds=pull_updates_interval_seconds,
         )
+        if body.get("pull_updates_interval_seconds") == "off":
+            body["pull_updates_interval_seconds"] = None
         return self._object("PATCH", _path("external-event-subscriptions", subscription_id), body)
 
     def delete_subscription(self, subscription_id: str) -> None:

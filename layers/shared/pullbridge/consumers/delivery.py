@@ -118,7 +118,7 @@ def _receive_once(
             ctx.sleep(random.uniform(0.001, 0.004) * min(attempt + 1, 8))  # noqa: S311 - jitter
             continue
         again = _redeliver(ctx, consumer, plan, now)
-        buried = _bury(ctx, consumer, plan.dead, now)
+        buried = len(_bury(ctx, consumer, plan.dead, now, reason="max_deliveries", leased_only=False))
         deliveries = taken + again
         if deliveries or buried:
             ctx.observer.delivered(consumer, first=len(taken), again=len(again), dead=buried)
@@ -257,22 +257,23 @@ def _bury(
     consumer: StoredConsumer,
     items: Sequence[InFlight],
     now: float,
-    reason: str = "max_deliveries",
-) -> int:
+    *,
+    reason: str,
+    leased_only: bool,
+) -> set[int]:
+    """Moves in-flight events to the dead letters with a copy of each event; the positions that moved.
+    `leased_only`: a term, which holds only while the lease runs (a burial for max_deliveries does not)."""
     if not items:
-        return 0
+        return set()
     documents = ctx.store.events_at(consumer.tenant_id, [item.position for item in items])
     rows = [
-        DeadLetterRow(
-            item=item, reason=reason, dead_at=now, event=documents.get(item.position, {"id": item.event_id})
-        )
+        DeadLetterRow(item, reason, now, documents.get(item.position, {"id": item.event_id}))
         for item in items
     ]
-    return len(
-        ctx.store.bury(
-            consumer.tenant_id, consumer.id, rows, leased_only_at=now if reason != "max_deliveries" else None
-        )
+    buried = ctx.store.bury(
+        consumer.tenant_id, consumer.id, rows, leased_only_at=now if leased_only else None
     )
+    return {row.item.position for row in buried}
 
 
 def _delivery(
@@ -357,19 +358,9 @@ def extend(ctx: Consumers, consumer: StoredConsumer, ack_ids: list[str], seconds
 def term(ctx: Consumers, consumer: StoredConsumer, ack_ids: list[str], reason: str) -> TermResult:
     now = ctx.clock()
     held = _held(ctx, consumer, ack_ids)
-    state = _state(ctx, consumer)
-    current = {item.position: item for item in state.in_flight}
-    live = [
-        current[a.position] for a in _unique_ids(held.values()) if _holds(current.get(a.position), a, now)
-    ]
-    documents = ctx.store.events_at(consumer.tenant_id, [item.position for item in live])
-    rows = [
-        DeadLetterRow(item, reason or "termed", now, documents.get(item.position, {"id": item.event_id}))
-        for item in live
-    ]
-    buried = {
-        row.item.position for row in ctx.store.bury(consumer.tenant_id, consumer.id, rows, leased_only_at=now)
-    }
+    current = {item.position: item for item in _state(ctx, consumer).in_flight}
+    live = _live_leases(held.values(), current, now)
+    buried = _bury(ctx, consumer, live, now, reason=reason or "termed", leased_only=True)
     if buried:
         ctx.observer.delivered(consumer, first=0, again=0, dead=len(buried))
     expired = [
@@ -389,11 +380,7 @@ def _change(
 ) -> tuple[int, list[str]]:
     held = _held(ctx, consumer, ack_ids)
     current = {item.position: item for item in _state(ctx, consumer).in_flight}
-    afters = {
-        a.position: change(current[a.position])
-        for a in _unique_ids(held.values())
-        if _holds(current.get(a.position), a, now)
-    }
+    afters = {item.position: change(item) for item in _live_leases(held.values(), current, now)}
     outcome = ctx.store.settle(
         consumer.tenant_id, consumer.id, [(p, current[p].lease_seq) for p in afters], now=now, after=afters
     )
@@ -420,8 +407,14 @@ def _held(ctx: Consumers, consumer: StoredConsumer, tokens: list[str]) -> dict[s
     return dict(zip(tokens, decode_ack_ids(ctx.codec, consumer.tenant_id, consumer.id, tokens), strict=True))
 
 
-def _unique_ids(ack_ids: object) -> list[AckId]:
-    return sorted(set(ack_ids), key=lambda ack_id: ack_id.position)  # type: ignore[call-overload]
+def _live_leases(ack_ids: Iterable[AckId], current: dict[int, InFlight], now: float) -> list[InFlight]:
+    """The in-flight events whose running lease these ack ids name, oldest first, each once."""
+    live = {
+        ack_id.position: current[ack_id.position]
+        for ack_id in ack_ids
+        if _holds(current.get(ack_id.position), ack_id, now)
+    }
+    return [live[position] for position in sorted(live)]
 
 
 def _epoch(iso: str) -> float:

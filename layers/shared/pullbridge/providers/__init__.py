@@ -21,10 +21,6 @@ PROVIDER_NAMES: tuple[str, ...] = get_args(ProviderName)
 _loaded: dict[str, Provider] = {}
 
 
-def available_providers() -> tuple[str, ...]:
-    return tuple(name for name in PROVIDER_NAMES if importlib.util.find_spec(f"pullbridge.providers.{name}"))
-
-
 def get_provider(name: str) -> Provider:
     """The provider module's `PROVIDER`. Raises KeyError for an unknown or unimplemented provider."""
     provider = _loaded.get(name)

@@ -10,15 +10,15 @@ from typing import Any
 
 from pullbridge.storage.attributes import n, num, s
 from pullbridge.storage.client import storage_errors
-from pullbridge.storage.core import StoreCore
 from pullbridge.storage.keys import CONNECTION_HEALTH_SK, HEAD_POSITION, connection_health_pk, connection_log
+from pullbridge.storage.transactions import Transactions
 
 WEBHOOK_AT = "webhook_at"
 """The connection log head's attribute: when its last webhook was committed (epoch milliseconds)."""
 SCAN_PREFIX = "scan:"
 
 
-class Health(StoreCore):
+class Health(Transactions):
     def last_webhooks(self, tenant_id: str, connection_ids: Sequence[str]) -> dict[str, int]:
         """Each connection's last webhook time (epoch ms), for those that had one; eventually consistent."""
         logs = {connection_log(tenant_id, connection_id): connection_id for connection_id in connection_ids}
@@ -67,17 +67,3 @@ class Health(StoreCore):
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
-
-    def _batch_read(self, table: str, keys: list[Any], projection: str | None = None) -> list[Any]:
-        found: list[Any] = []
-        for start in range(0, len(keys), 100):
-            request: dict[str, Any] = {"Keys": keys[start : start + 100]}
-            if projection is not None:
-                request["ProjectionExpression"] = projection
-            pending: dict[str, Any] = {table: request}
-            while pending:
-                with storage_errors():
-                    response = self._client.batch_get_item(RequestItems=pending)
-                found += response.get("Responses", {}).get(table, [])
-                pending = response.get("UnprocessedKeys") or {}
-        return found

@@ -27,17 +27,26 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 class Transactions(StoreCore):
     def _batch_get(self, partition: str, positions: Sequence[int]) -> list[Item]:
+        """The events table's items at these positions of one partition (consistent reads)."""
+        keys = [{"pk": s(partition), "sk": n(position)} for position in sorted(set(positions))]
+        return self._batch_read(self._events_table, keys, consistent=True)
+
+    def _batch_read(
+        self, table: str, keys: Sequence[Any], *, consistent: bool = False, projection: str | None = None
+    ) -> list[Item]:
+        """Items by key, 100 to a `BatchGetItem`, until no key is left unprocessed: the one batch read of
+        the storage package."""
         found: list[Item] = []
-        for chunk in chunks(sorted(set(positions)), 100):
-            keys: list[Any] = [{"pk": s(partition), "sk": n(position)} for position in chunk]
-            while keys:
+        for chunk in chunks(keys, 100):
+            request: dict[str, Any] = {"Keys": list(chunk), "ConsistentRead": consistent}
+            if projection is not None:
+                request["ProjectionExpression"] = projection
+            pending: dict[str, Any] = {table: request}
+            while pending:
                 with storage_errors():
-                    response = self._client.batch_get_item(
-                        RequestItems={self._events_table: {"Keys": keys, "ConsistentRead": True}}
-                    )
-                found += response.get("Responses", {}).get(self._events_table, [])
-                unprocessed: Any = response.get("UnprocessedKeys", {}).get(self._events_table)
-                keys = list(unprocessed["Keys"]) if unprocessed else []
+                    response = self._client.batch_get_item(RequestItems=pending)
+                found += response.get("Responses", {}).get(table, [])
+                pending = response.get("UnprocessedKeys") or {}
         return found
 
     def _delete_partition(self, partition: str) -> None:
