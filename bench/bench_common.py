@@ -180,6 +180,7 @@ class Rig:
                     "DYNAMODB_ENDPOINT": self.endpoint,
                     "CURSOR_SECRET": CURSOR_SECRET,
                     "PULLER_FUNCTION_NAME": "PullerFunction",
+                    "IDEMPOTENCY_TABLE": "IdempotencyTable",
                     # Nothing listens there: `POST .../pull` finds no puller to start and the pull
                     # waits for the schedule.
                     "AWS_ENDPOINT_URL_LAMBDA": "http://127.0.0.1:9",

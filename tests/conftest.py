@@ -57,6 +57,7 @@ def settings(dynamodb_server: EmbeddedDynamoDB, tables: dict[str, str]) -> ApiSe
         control_table=tables["ControlTable"],
         cursor_secret=CURSOR_SECRET,
         puller_function_name="PullerFunction",
+        idempotency_table=tables["IdempotencyTable"],
         dynamodb_endpoint=dynamodb_server.endpoint_url,
         write_deadline_seconds=5,
     )
@@ -87,6 +88,7 @@ def functions(dynamodb_server: EmbeddedDynamoDB) -> dict[str, ModuleType]:
             "DYNAMODB_ENDPOINT": dynamodb_server.endpoint_url,
             "CURSOR_SECRET": CURSOR_SECRET,
             "PULLER_FUNCTION_NAME": "PullerFunction",
+            "IDEMPOTENCY_TABLE": "IdempotencyTable",
             # Nothing listens there: `POST .../pull` finds no puller to start, as when an invoke fails,
             # and the pull waits for the schedule.
             "AWS_ENDPOINT_URL_LAMBDA": "http://127.0.0.1:9",

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -63,6 +63,8 @@ from pullbridge.models import (
     Record,
     RecordPage,
 )
+from pullbridge.mutations import service as mutation_service
+from pullbridge.mutations.models import Mutation, MutationCreate, MutationPage, MutationStatus
 from pullbridge.observability import ConsumerMetrics
 from pullbridge.openapi import document, responses, swagger_page
 from pullbridge.providers import ProviderName
@@ -85,7 +87,8 @@ logger = Logger()
 metrics = Metrics()
 # A request with nothing to count is normal, not worth a warning in every log.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
-store = Store(dynamodb_client(settings.dynamodb_endpoint), settings)
+dynamodb = dynamodb_client(settings.dynamodb_endpoint)
+store = Store(dynamodb, settings)
 codec = CursorCodec(settings.cursor_key(fetch_secret))
 reader = EventReader(store, codec, write_deadline_seconds=settings.write_deadline_seconds)
 launcher = PullLauncher(settings.puller_function_name)
@@ -487,6 +490,59 @@ def discard_dead_letter(
 )
 def seek(consumer: ConsumerRef, request: Annotated[SeekRequest, Body()]) -> Consumer:
     return consumer_service.seek(consumers, _tenant(), consumer, request)
+
+
+@cache
+def _mutations() -> Any:
+    """Built at the first mutation, once per instance: httpx and Powertools' Idempotency (boto3) stay out
+    of the cold start of every other route."""
+    import httpx
+
+    from pullbridge.mutations.idempotency import IdempotentMutations
+    from pullbridge.mutations.service import Mutations
+    from pullbridge.storage.idempotency import idempotency_persistence
+
+    http_client = httpx.Client(timeout=httpx.Timeout(20.0, connect=5.0), follow_redirects=False)
+    runner = Mutations(store, http_client, allow_private=settings.allow_private_urls)
+    return IdempotentMutations(runner, idempotency_persistence(dynamodb, settings.idempotency_table))
+
+
+@app.post(
+    "/mutations",
+    summary="Write to the provider; the change is logged and in the records when this answers",
+    responses=responses(200, "The mutation, succeeded", 404, 409, 413, 422, 429, 502, 504),
+)
+def create_mutation(
+    request: Annotated[MutationCreate, Body()],
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="idempotency-key",
+            min_length=1,
+            max_length=255,
+            description="The same key within 24 h answers the first request again; with another body, 409.",
+        ),
+    ] = None,
+) -> Mutation:
+    outcome = _mutations().run(_tenant(), request, idempotency_key, app.lambda_context)
+    return mutation_service.answer(outcome)
+
+
+@app.get("/mutations", summary="Mutations, newest first", responses=responses(200, "A page", 410))
+def list_mutations(
+    connection_id: Annotated[str | None, Query(max_length=64)] = None,
+    status: Annotated[MutationStatus | None, Query()] = None,
+    cursor: Annotated[str | None, Query(max_length=1024)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> MutationPage:
+    return mutation_service.list_mutations(
+        store, codec, _tenant(), connection_id=connection_id, status=status, cursor=cursor, limit=limit
+    )
+
+
+@app.get("/mutations/<mutation_id>", summary="One mutation", responses=responses(200, "The mutation", 404))
+def get_mutation(mutation_id: Annotated[str, Path(max_length=64)]) -> Mutation:
+    return mutation_service.get_mutation(store, _tenant(), mutation_id)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

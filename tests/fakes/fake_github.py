@@ -2,32 +2,44 @@
 use. `state` (open|closed|all), `per_page` (<= 100), `page`, `sort` (created|updated|...) and `direction`
 (asc|desc, default desc); `since` (ISO 8601, updated at or after) on the issues list only: the pulls list
 takes no `since`, and GitHub ignores a parameter a list does not take. The issues list holds the pull
-requests too, as issues with a `pull_request` key. Issues and pull requests share one number space."""
+requests too, as issues with a `pull_request` key. Issues and pull requests share one number space.
+
+Issues are also written, as GitHub does: `POST /repos/{owner}/{repo}/issues` (201; `title` required, else
+422 `Validation Failed` with a `missing_field` error), `PATCH .../issues/{number}` (`state` open|closed,
+closing sets `closed_at` and `state_reason`), and read one by one, `GET .../issues/{number}` (a pull
+request's number answers the pull request as an issue). A single issue's answer carries `closed_by`, which
+the list leaves out. There is no delete: `DELETE .../issues/{number}` is a 404, as on GitHub."""
 
 from __future__ import annotations
 
 import copy
 import itertools
 import threading
+import zlib
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
 from tests.fakes.datasets import Dataset
+from tests.fakes.fake_errors import github_error
 from tests.fakes.fake_http import (
     BASE_TIME,
     Answer,
     FakeRequest,
     Route,
+    Write,
     fixture_json,
     int_param,
     iso,
+    json_object,
     number,
     param,
     parse_time,
 )
 
 GITHUB_COLLECTIONS = ("issues", "pulls")
+DOCS = "https://docs.github.com/rest/issues/issues"
+STATE_REASONS = {"completed", "not_planned", "reopened", None}
 SORTS = {
     "issues": ("created", "updated", "comments"),
     "pulls": ("created", "updated", "popularity", "long-running"),
@@ -111,11 +123,15 @@ class FakeGitHub:
         repository_id: int,
     ) -> None:
         self._base_url = base_url
+        self._lock = lock
+        self._clock = clock
         self.repository = repository
         self.repository_id = repository_id
         self.numbers = SharedNumbers()
         issue_template = fixture_json("github/rest/paginate-issues.normalized-fixture.json")[0]["response"][0]
         pull_template = fixture_json("github/pull_request/opened.payload.json")["pull_request"]
+        self._new_issue = github_factory(issue_template, repository, "issues", self.numbers)
+        self._actor = copy.deepcopy(issue_template["user"])
         self.datasets = {
             collection: Dataset(
                 "github",
@@ -133,7 +149,12 @@ class FakeGitHub:
         }
 
     def route(self, method: str, parts: list[str]) -> Route | None:
-        """`/repos/{owner}/{repo}/{collection}`, and the `/repositories/{id}/...` form its `Link`s use."""
+        """`/repos/{owner}/{repo}/{collection}`, and the `/repositories/{id}/...` form its `Link`s use;
+        `/repos/{owner}/{repo}/issues[/{number}]` for the writes and single reads."""
+        if len(parts) in (4, 5) and parts[0] == "repos" and parts[3] == "issues":
+            routed = self._issue_route(method, parts)
+            if routed is not None:
+                return routed
         if method != "GET":
             return None
         if len(parts) == 4 and parts[0] == "repos" and parts[3] in GITHUB_COLLECTIONS:
@@ -144,6 +165,121 @@ class FakeGitHub:
         if len(parts) == 3 and parts[:2] == repository_path and parts[2] in GITHUB_COLLECTIONS:
             return "github", lambda request: self._list(parts[2], request)
         return None
+
+    # one issue: create, update, read
+
+    def _issue_route(self, method: str, parts: list[str]) -> Route | None:
+        if parts[1:3] != self.repository.split("/"):
+            return "github", lambda request: Answer(404, github_error("Not Found"))
+        if len(parts) == 4:
+            return ("github", Write(self._create)) if method == "POST" else None
+        issue_number = parts[4]
+        if method == "GET":
+            return "github", lambda request: self._read(issue_number)
+        if method == "PATCH":
+            return "github", Write(lambda request: self._update(issue_number, request))
+        if method in ("DELETE", "PUT", "POST"):
+            # GitHub's REST API has no such route: an issue cannot be deleted.
+            return "github", Write(lambda request: Answer(404, github_error("Not Found")))
+        return None
+
+    def _create(self, request: FakeRequest) -> Answer:
+        fields = json_object(request)
+        if fields is None:
+            return Answer(400, github_error("Problems parsing JSON"))
+        title = fields.get("title")
+        if title is None or title == "":
+            return _invalid("missing_field", "title", "create-an-issue")
+        problem = _field_problem(fields)
+        if problem is not None:
+            return _invalid("invalid", problem, "create-an-issue")
+        with self._lock:
+            record = self._new_issue(0)
+            now = iso(self._clock())
+            record.update(
+                title=str(title),
+                body=fields.get("body"),
+                state="open",
+                state_reason=None,
+                closed_at=None,
+                created_at=now,
+                updated_at=now,
+                comments=0,
+                locked=False,
+                user=copy.deepcopy(self._actor),
+                **self._people_and_labels(fields),
+            )
+            return Answer(201, self._single(self.datasets["issues"].add(record)))
+
+    def _update(self, issue_number: str, request: FakeRequest) -> Answer:
+        fields = json_object(request)
+        if fields is None:
+            return Answer(400, github_error("Problems parsing JSON"))
+        with self._lock:
+            try:
+                current = self.datasets["issues"].get(issue_number)
+            except KeyError:
+                return Answer(404, github_error("Not Found", documentation=f"{DOCS}#update-an-issue"))
+            if "title" in fields and (fields["title"] is None or fields["title"] == ""):
+                return _invalid("missing_field", "title", "update-an-issue")
+            problem = _field_problem(fields)
+            if problem is not None:
+                return _invalid("invalid", problem, "update-an-issue")
+            changes: dict[str, Any] = {name: fields[name] for name in ("title", "body") if name in fields}
+            changes.update(self._people_and_labels(fields))
+            changes.update(self._state_change(current, fields))
+            return Answer(200, self._single(self.datasets["issues"].update(issue_number, **changes)))
+
+    def _read(self, issue_number: str) -> Answer:
+        with self._lock:
+            try:
+                return Answer(200, self._single(self.datasets["issues"].get(issue_number)))
+            except KeyError:
+                pass
+            try:
+                pull = self.datasets["pulls"].get(issue_number)
+            except KeyError:
+                return Answer(404, github_error("Not Found", documentation=f"{DOCS}#get-an-issue"))
+            return Answer(200, self._single(pull_as_issue(pull, self.repository)))
+
+    def _single(self, issue: dict[str, Any]) -> dict[str, Any]:
+        """An issue as a single issue's answer shows it: with `closed_by`, which the list leaves out."""
+        closed = issue.get("state") == "closed"
+        return {**issue, "closed_by": copy.deepcopy(self._actor) if closed else None}
+
+    def _state_change(self, current: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+        state = fields.get("state", current.get("state"))
+        changes: dict[str, Any] = {"state": state} if "state" in fields else {}
+        if state == "closed" and current.get("state") != "closed":
+            changes.update(
+                closed_at=iso(self._clock()), state_reason=fields.get("state_reason") or "completed"
+            )
+        elif state == "open" and current.get("state") == "closed":
+            changes.update(closed_at=None, state_reason="reopened")
+        elif "state_reason" in fields:
+            changes["state_reason"] = fields["state_reason"]
+        return changes
+
+    def _people_and_labels(self, fields: dict[str, Any]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        if "labels" in fields:
+            names = [
+                label if isinstance(label, str) else label.get("name") for label in fields["labels"] or []
+            ]
+            found["labels"] = [_label(str(name), self.repository) for name in names]
+        logins = fields.get("assignees")
+        if logins is None and fields.get("assignee") is not None:
+            logins = [fields["assignee"]]
+        if logins is not None or "assignee" in fields:
+            people = [self._person(str(login)) for login in logins or []]
+            found.update(assignees=people, assignee=people[0] if people else None)
+        return found
+
+    def _person(self, login: str) -> dict[str, Any]:
+        person: dict[str, Any] = copy.deepcopy(self._actor)
+        person.update(login=login, url=f"https://api.github.com/users/{login}")
+        person["html_url"] = f"https://github.com/{login}"
+        return person
 
     def _list(self, collection: str, request: FakeRequest) -> Answer:
         query = request.query
@@ -208,3 +344,42 @@ class FakeGitHub:
         if page_number > 1:
             links.append(f'<{link(1)}>; rel="first"')
         return {"Link": ", ".join(links)} if links else {}
+
+
+def _invalid(code: str, field: str, operation: str) -> Answer:
+    """GitHub's 422 for a field it refuses."""
+    error = {"resource": "Issue", "code": code, "field": field}
+    return Answer(422, github_error("Validation Failed", [error], f"{DOCS}#{operation}"))
+
+
+def _field_problem(fields: dict[str, Any]) -> str | None:
+    """The first field whose value GitHub refuses, or None."""
+    checks: dict[str, Callable[[Any], bool]] = {
+        "title": lambda value: isinstance(value, str | int) and not isinstance(value, bool),
+        "body": lambda value: value is None or isinstance(value, str),
+        "state": lambda value: value in ("open", "closed"),
+        "state_reason": lambda value: value in STATE_REASONS,
+        "labels": lambda value: (
+            value is None or (isinstance(value, list) and all(isinstance(item, str | dict) for item in value))
+        ),
+        "assignees": lambda value: (
+            value is None or (isinstance(value, list) and all(isinstance(item, str) for item in value))
+        ),
+        "assignee": lambda value: value is None or isinstance(value, str),
+    }
+    for name, check in checks.items():
+        if name in fields and not check(fields[name]):
+            return name
+    return None
+
+
+def _label(name: str, repository: str) -> dict[str, Any]:
+    return {
+        "id": zlib.crc32(name.encode()),
+        "node_id": "MDU6TGFiZWwx",
+        "url": f"https://api.github.com/repos/{repository}/labels/{name}",
+        "name": name,
+        "color": "ededed",
+        "default": False,
+        "description": None,
+    }

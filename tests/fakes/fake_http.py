@@ -22,10 +22,18 @@ class BadRequest(Exception):
 
 @dataclass(frozen=True)
 class FakeRequest:
-    """A request as an endpoint reads it: its query string and, for a POST, its JSON body."""
+    """A request as an endpoint reads it: its query string, its JSON body (None when it has none or it
+    is form-encoded), its form-encoded pairs (None when it is not form-encoded), its headers (names
+    lower-case), and the request id the answer will carry."""
 
     query: dict[str, list[str]]
     body: Any = None
+    form: list[tuple[str, str]] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    request_id: str = ""
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
 
 
 @dataclass
@@ -40,6 +48,23 @@ Endpoint = Callable[[FakeRequest], Answer]
 """An endpoint of a fake provider: the request in, the answer out (`BadRequest` for a 400)."""
 Route = tuple[str, Endpoint]
 """The provider serving a path, and its endpoint."""
+
+
+@dataclass(frozen=True)
+class Write:
+    """An endpoint that changes upstream (a create, an update, a delete). The server injects a write's
+    faults around it: a refusal before it runs (nothing is applied), or, for a fault that says so, after
+    it ran (the change is made, then the answer fails or stalls)."""
+
+    endpoint: Endpoint
+
+    def __call__(self, request: FakeRequest) -> Answer:
+        return self.endpoint(request)
+
+
+def json_object(request: FakeRequest) -> dict[str, Any] | None:
+    """The request's JSON body when it is an object."""
+    return request.body if isinstance(request.body, dict) else None
 
 
 def fixture_json(relative: str) -> Any:
@@ -117,6 +142,6 @@ def time_param(query: dict[str, list[str]], name: str) -> float | None:
 
 def number(value: object) -> int:
     try:
-        return int(value)  # type: ignore[call-overload]
+        return int(value)  # type: ignore[call-overload,no-any-return]
     except (TypeError, ValueError):
         return 0

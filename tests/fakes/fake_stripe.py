@@ -3,12 +3,16 @@
 test makes through a dataset is an event, as Stripe emits one: `<object>.created|updated|deleted` (for
 subscriptions `customer.subscription.*`), with the object as it was then in `data.object` and, for an
 update, the changed fields' old values in `data.previous_attributes`. Charges and payment intents cannot
-be deleted in Stripe, so no event reports their delete."""
+be deleted in Stripe, so no event reports their delete. Customers and products are also written through
+the API (`fake_stripe_writes`), and any object is read by id."""
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import hmac
 import itertools
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +28,7 @@ from tests.fakes.fake_http import (
     int_param,
     number,
 )
+from tests.fakes.fake_stripe_writes import StripeWrites, stamp_updated
 
 STRIPE_COLLECTIONS = {
     "customers": "customer",
@@ -59,6 +64,8 @@ def stripe_factory(template: dict[str, Any]) -> Callable[[int], dict[str, Any]]:
         record.update(id=f"{prefix}_fake{seq:010d}", created=BASE_TIME + 60 * seq, livemode=False)
         if template.get("object") == "customer":
             record["email"] = f"customer{seq}@example.com"
+        if "updated" in template:
+            record["updated"] = record["created"]
         return record
 
     return make
@@ -77,6 +84,7 @@ class FakeStripe:
         self._clock = clock
         self._events: list[dict[str, Any]] = []
         self._event_ids = itertools.count(1)
+        self._request: dict[str, Any] | None = None
         self.datasets: dict[str, Dataset] = {}
         for collection, singular in STRIPE_COLLECTIONS.items():
             dataset = Dataset(
@@ -88,12 +96,20 @@ class FakeStripe:
                 sequence=itertools.count(1),
                 lock=lock,
                 clock=clock,
+                stamp=stamp_updated if collection == "products" else None,
             )
             dataset.change_log = self._logger(collection)
             dataset.on_clear = self._forgetter(collection)
             self.datasets[collection] = dataset
+        self.writes = StripeWrites(self.datasets, lock, clock, self._set_request)
+
+    def _set_request(self, request: dict[str, Any] | None) -> None:
+        """The API request a change comes from, which its event names (`request.id`, `idempotency_key`)."""
+        self._request = request
 
     def route(self, method: str, parts: list[str]) -> Route | None:
+        if len(parts) in (2, 3) and parts[0] == "v1" and (method != "GET" or len(parts) == 3):
+            return self.writes.route(method, parts)
         if method != "GET" or len(parts) != 2 or parts[0] != "v1":
             return None
         if parts[1] == "events":
@@ -106,7 +122,18 @@ class FakeStripe:
     def events(self) -> list[dict[str, Any]]:
         """Every event, oldest first (copies)."""
         with self._lock:
-            return copy.deepcopy(self._events)
+            return [
+                {key: value for key, value in event.items() if key != "_collection"}
+                for event in copy.deepcopy(self._events)
+            ]
+
+    @staticmethod
+    def webhook(event: dict[str, Any], secret: str, timestamp: int) -> tuple[dict[str, str], bytes]:
+        """The delivery Stripe would send of `event` (one of `events`, e.g. the one a write logged) to an
+        endpoint with signing secret `secret`: its headers and body."""
+        body = json.dumps(event).encode()
+        digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+        return {"Stripe-Signature": f"t={timestamp},v1={digest}", "Content-Type": "application/json"}, body
 
     # changes become events
 
@@ -126,7 +153,7 @@ class FakeStripe:
                     "data": envelope,
                     "livemode": False,
                     "pending_webhooks": 0,
-                    "request": {"id": None, "idempotency_key": None},
+                    "request": dict(self._request or {"id": None, "idempotency_key": None}),
                     "type": f"{EVENT_PREFIX[collection]}.{kind}",
                     "_collection": collection,
                 }
@@ -137,6 +164,7 @@ class FakeStripe:
     def _forgetter(self, collection: str) -> Callable[[], None]:
         def forget() -> None:
             self._events[:] = [event for event in self._events if event["_collection"] != collection]
+            self.writes.clear(collection)
 
         return forget
 

@@ -1,22 +1,29 @@
-"""Fake provider list APIs on a real HTTP server (127.0.0.1, a free port, a daemon thread).
+"""Fake provider APIs on a real HTTP server (127.0.0.1, a free port, a daemon thread).
 
 One server serves every provider's endpoints side by side, with item shapes built from the published
 fixtures in `shared/fixtures` (see its SOURCES.md); each provider is a module of its own:
 
-| provider | endpoints | module |
-|---|---|---|
-| stripe | `GET /v1/{collection}`, `GET /v1/events` | `fake_stripe` |
-| github | `GET /repos/{owner}/{repo}/{issues,pulls}` (`Link` to `/repositories/{id}/...`) | `fake_github` |
-| shopify | `GET /admin/api/{version}/{collection}.json` (`updated_at_min`; `Link` with `page_info`) | `fake_shopify` |
-| hubspot | `GET /crm/v3/objects/{collection}`, `POST /crm/v3/objects/{collection}/search` | `fake_hubspot` |
-| generic | `GET /api/items` (REST, `updated_since`), `GET /events` (a feed) | `fake_generic` |
+| provider | lists | writes (and reads by id) | module |
+|---|---|---|---|
+| stripe | `GET /v1/{collection}`, `GET /v1/events` | customers, products: `POST /v1/{c}[/{id}]` (form), `DELETE` | `fake_stripe`, `fake_stripe_writes` |
+| github | `GET /repos/{owner}/{repo}/{issues,pulls}` (`Link` to `/repositories/{id}/...`) | issues: `POST`, `PATCH .../issues/{number}` | `fake_github` |
+| shopify | `GET /admin/api/{version}/{collection}.json` (`updated_at_min`; `Link` with `page_info`) | products, customers: `POST`, `PUT`, `DELETE .../{id}.json` | `fake_shopify` |
+| hubspot | `GET /crm/v3/objects/{collection}`, `POST .../{collection}/search` | `POST`, `PATCH`, `DELETE /crm/v3/objects/{c}[/{id}]` | `fake_hubspot` |
+| generic | `GET /api/items` (REST, `updated_since`), `GET /events` (a feed) | items: `POST /api/items`, `PATCH`, `DELETE /api/items/{id}` | `fake_generic` |
 
 Upstream is mutable: `server.dataset(provider, collection)` is an in-memory collection (`datasets.Dataset`)
 with `seed` (history), and `add`, `update`, `delete` (changes made now by the server's `clock`, or at
-`changed_at`, stamped into the records' update times and, for Stripe, logged as events). Faults are
-switched on per test: `fail_with`, `stall`, `malformed_json`, `reject_parameter`. Every request is
-counted (`requests_served`, `requests_by_path`, `requests`). Requests without the right credentials
-(`server.credentials(provider)`) get 401.
+`changed_at`, stamped into the records' update times and, for Stripe, logged as events). A write through
+a fake's API changes its dataset the same way, so a later list sees it; it validates and refuses as the
+real API does, with the real error bodies (`fake_errors`).
+
+Faults are switched on per test: `fail_with`, `stall`, `malformed_json`, `reject_parameter`. `method=`
+narrows one to an HTTP method, or to `WRITES`. A refusal (`fail_with`) reaches a write before it is made,
+so nothing changes, unless `applied=True` (the write is made, then the status answers: a 5xx after the
+provider applied it); a `stall` holds a write's answer back after the write is made (the client times out
+while the change exists upstream), unless `applied=False`. Every request is recorded (`requests`, with its
+headers, JSON body, form pairs and raw bytes) and counted (`requests_served`, `requests_by_path`).
+Requests without the right credentials (`server.credentials(provider)`) get 401.
 
     with FakeProviderServer() as server:
         server.dataset("stripe", "customers").seed(250)
@@ -32,6 +39,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import unquote
 
 from pullbridge.providers.base import PullSource
 from tests.fakes.datasets import Dataset
@@ -48,8 +56,10 @@ __all__ = [
     "BASE_TIME",
     "COLLECTIONS",
     "CREDENTIALS",
+    "GENERIC_MUTATIONS",
     "REQUEST_ID_HEADER",
     "REQUEST_ID_PREFIX",
+    "WRITES",
     "Dataset",
     "FakeProviderServer",
     "RecordedRequest",
@@ -92,6 +102,16 @@ REQUEST_ID_PREFIX = {
 }
 """How each fake provider's request ids begin (Stripe's and GitHub's are shaped like the real ones)."""
 GENERIC_WEBHOOK_SETTINGS = {"signature_header": "X-Signature", "delivery_id_header": "X-Delivery-Id"}
+GENERIC_MUTATIONS: dict[str, Any] = {
+    "items": {
+        "create": {"method": "POST", "path": "/api/items"},
+        "update": {"method": "PATCH", "path": "/api/items/{record_id}"},
+        "delete": {"method": "DELETE", "path": "/api/items/{record_id}"},
+        "read": {"path": "/api/items/{record_id}"},
+        "answer_path": "data",
+    }
+}
+"""`settings.mutations` that write the fake generic API's items (`settings("generic", mutations=...)`)."""
 
 
 class FakeProvider(Protocol):
@@ -105,6 +125,11 @@ class FakeProvider(Protocol):
 # --- faults ---------------------------------------------------------------------------------------
 
 
+WRITES = "write"
+"""`method=WRITES` in `fail_with` and `stall`: any request to an endpoint that writes (a create, an update,
+a delete), whatever its method; a search that reads with a POST is no write."""
+
+
 @dataclass
 class Fault:
     kind: str  # "status" | "stall" | "malformed" | "parameter"
@@ -115,22 +140,37 @@ class Fault:
     retry_after: str | None = None
     seconds: float = 0.0
     parameter: str | None = None
+    method: str | None = None  # an HTTP method, WRITES, or None: any request
+    applied: bool = False  # on a write: whether the write is made before the fault answers
+    body: Any = None  # the error body; None: the provider's own for the status
 
-    def matches(self, path: str, page: int) -> bool:
+    def matches(self, path: str, page: int, method: str = "GET", *, write: bool = False) -> bool:
         return (
             (self.remaining is None or self.remaining > 0)
             and (self.on_page is None or self.on_page == page)
             and (self.path is None or path.startswith(self.path))
+            and (self.method is None or self.method == method or (self.method == WRITES and write))
         )
 
 
 @dataclass(frozen=True)
 class RecordedRequest:
+    """One request as the fake received it: `headers` with lower-case names (`idempotency-key`,
+    `content-type`, ...), `body` the parsed JSON (None when there is none, or it is form-encoded), `form`
+    the form-encoded pairs in order (None when the body is not form-encoded), `raw_body` the bytes."""
+
     method: str
     path: str
     query: dict[str, list[str]]
     headers: dict[str, str] = field(repr=False)
     body: Any = None
+    raw_body: bytes = field(default=b"", repr=False)
+    form: list[tuple[str, str]] | None = None
+
+    @property
+    def form_dict(self) -> dict[str, str]:
+        """The form pairs as a dict (the last value of a repeated name)."""
+        return dict(self.form or [])
 
 
 # --- the server -----------------------------------------------------------------------------------
@@ -262,20 +302,50 @@ class FakeProviderServer:
         on_page: int | None = None,
         retry_after: float | str | None = None,
         path: str | None = None,
+        method: str | None = None,
+        applied: bool = False,
+        body: Any = None,
     ) -> None:
         """Answer `status` to the next `times` matching requests (None: all of them), with `Retry-After`
-        when given (seconds or an HTTP-date). `on_page` is 1-based, counted from the listing's start;
-        `path` is a path prefix, e.g. `/v1/customers`."""
+        when given (seconds or an HTTP-date), and the provider's own error body for the status (or `body`).
+        `on_page` is 1-based, counted from the listing's start; `path` is a path prefix, e.g.
+        `/v1/customers`; `method` an HTTP method, or `WRITES` for any write.
+
+        A write that meets the fault is not made, as a provider that refuses it does not make it; with
+        `applied=True` it is made first (a 5xx from a provider that applied the write)."""
         with self._lock:
             retry = None if retry_after is None else str(retry_after)
-            self._faults.append(Fault("status", times, on_page, path, status=status, retry_after=retry))
+            self._faults.append(
+                Fault(
+                    "status",
+                    times,
+                    on_page,
+                    path,
+                    status=status,
+                    retry_after=retry,
+                    method=method,
+                    applied=applied,
+                    body=body,
+                )
+            )
 
     def stall(
-        self, seconds: float, *, times: int | None = 1, on_page: int | None = None, path: str | None = None
+        self,
+        seconds: float,
+        *,
+        times: int | None = 1,
+        on_page: int | None = None,
+        path: str | None = None,
+        method: str | None = None,
+        applied: bool = True,
     ) -> None:
-        """Hold matching responses back `seconds` (so the client times out), then answer normally."""
+        """Hold matching responses back `seconds` (so the client times out), then answer normally. A write
+        is made first, then its answer stalls: the client times out while the change exists upstream.
+        With `applied=False` the write is dropped instead (after the wait, a 504 and no change)."""
         with self._lock:
-            self._faults.append(Fault("stall", times, on_page, path, seconds=seconds))
+            self._faults.append(
+                Fault("stall", times, on_page, path, seconds=seconds, method=method, applied=applied)
+            )
 
     def malformed_json(
         self, *, times: int | None = 1, on_page: int | None = None, path: str | None = None
@@ -319,7 +389,7 @@ class FakeProviderServer:
 
     def route(self, method: str, path: str) -> Route | None:
         """The provider and the endpoint that serve `method path`; None when no fake provider does."""
-        parts = [part for part in path.split("/") if part]
+        parts = [unquote(part) for part in path.split("/") if part]
         for provider in self._providers.values():
             routed = provider.route(method, parts)
             if routed is not None:
@@ -327,10 +397,17 @@ class FakeProviderServer:
         return None
 
     def _record(
-        self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: Any
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        headers: dict[str, str],
+        body: Any,
+        raw_body: bytes = b"",
+        form: list[tuple[str, str]] | None = None,
     ) -> None:
         with self._lock:
-            self._requests.append(RecordedRequest(method, path, query, headers, body))
+            self._requests.append(RecordedRequest(method, path, query, headers, body, raw_body, form))
 
     def _refused_parameter(self, path: str, request: FakeRequest) -> Fault | None:
         with self._lock:
@@ -341,10 +418,10 @@ class FakeProviderServer:
                         return fault
         return None
 
-    def _take_fault(self, path: str, page: int) -> Fault | None:
+    def _take_fault(self, path: str, page: int, method: str = "GET", *, write: bool = False) -> Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.kind != "parameter" and fault.matches(path, page):
+                if fault.kind != "parameter" and fault.matches(path, page, method, write=write):
                     if fault.remaining is not None:
                         fault.remaining -= 1
                     return fault

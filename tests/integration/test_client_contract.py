@@ -158,6 +158,7 @@ def test_an_error_as_the_schema_describes_it_is_read_whole(schemas: dict[str, An
         ("ExtendResult", "ExtendResult"),
         ("TermResult", "TermResult"),
         ("RedriveResult", "RedriveResult"),
+        ("Mutation", "Mutation"),
     ],
 )
 def test_the_clients_consumer_objects_have_exactly_the_schemas_fields(

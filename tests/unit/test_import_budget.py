@@ -30,6 +30,7 @@ def _modules_after_importing(function: str = "ingest") -> set[str]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "CURSOR_SECRET": "c" * 40,
         "PULLER_FUNCTION_NAME": "PullerFunction",
+        "IDEMPOTENCY_TABLE": "IdempotencyTable",
         "LAMBDA_TASK_ROOT": str(REPO_ROOT),
         "AWS_LAMBDA_FUNCTION_NAME": function,
         "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",

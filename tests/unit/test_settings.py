@@ -19,7 +19,11 @@ from tests.paths import REPO_ROOT
 
 TABLES = {"EVENTS_TABLE": "events", "CONTROL_TABLE": "control"}
 CURSOR_KEY = "k" * 40
-API = TABLES | {"CURSOR_SECRET": CURSOR_KEY, "PULLER_FUNCTION_NAME": "stack-PullerFunction-1"}
+API = TABLES | {
+    "CURSOR_SECRET": CURSOR_KEY,
+    "PULLER_FUNCTION_NAME": "stack-PullerFunction-1",
+    "IDEMPOTENCY_TABLE": "idempotency",
+}
 
 
 def test_settings_come_from_the_environment_variables() -> None:
@@ -48,7 +52,7 @@ def test_the_api_starts_with_a_cursor_secret_and_a_puller() -> None:
 
 def test_the_api_fetches_its_cursor_secret_by_arn() -> None:
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:cursor-AbCdEf"
-    environ = TABLES | {"CURSOR_SECRET_ARN": arn, "PULLER_FUNCTION_NAME": "p"}
+    environ = TABLES | {"CURSOR_SECRET_ARN": arn, "PULLER_FUNCTION_NAME": "p", "IDEMPOTENCY_TABLE": "i"}
     fetched: list[str] = []
     key = ApiSettings.from_environ(environ).cursor_key(lambda name: fetched.append(name) or CURSOR_KEY)
     assert (key, fetched) == (CURSOR_KEY, [arn])
@@ -75,13 +79,24 @@ def test_missing_or_invalid_storage_settings_name_the_variable(environ: dict[str
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
-        (TABLES | {"PULLER_FUNCTION_NAME": "p"}, "set exactly one of CURSOR_SECRET"),
+        (
+            TABLES | {"PULLER_FUNCTION_NAME": "p", "IDEMPOTENCY_TABLE": "i"},
+            "set exactly one of CURSOR_SECRET",
+        ),
         (API | {"CURSOR_SECRET_ARN": "arn:aws:secretsmanager:x"}, "set exactly one of CURSOR_SECRET"),
         (TABLES | {"CURSOR_SECRET": CURSOR_KEY}, "PULLER_FUNCTION_NAME: required"),
         (API | {"CURSOR_SECRET": "short"}, "CURSOR_SECRET: needs at least 32 characters"),
         (API | {"PULLER_FUNCTION_NAME": ""}, "PULLER_FUNCTION_NAME: required"),
+        (API | {"IDEMPOTENCY_TABLE": ""}, "IDEMPOTENCY_TABLE: required"),
     ],
-    ids=["no-cursor-secret", "two-cursor-secrets", "no-puller", "short-cursor-secret", "empty-puller"],
+    ids=[
+        "no-cursor-secret",
+        "two-cursor-secrets",
+        "no-puller",
+        "short-cursor-secret",
+        "empty-puller",
+        "no-idempotency-table",
+    ],
 )
 def test_the_api_refuses_to_start_without_exactly_one_cursor_secret_and_a_puller(
     environ: dict[str, str], message: str
@@ -104,7 +119,11 @@ def test_a_misconfigured_api_function_fails_its_cold_start_with_the_reason() -> 
         for key, value in os.environ.items()
         if key not in {"CURSOR_SECRET", "CURSOR_SECRET_ARN", "PULLER_FUNCTION_NAME"}
     }
-    environ |= TABLES | {"PULLER_FUNCTION_NAME": "p", "AWS_DEFAULT_REGION": "us-east-1"}
+    environ |= TABLES | {
+        "PULLER_FUNCTION_NAME": "p",
+        "IDEMPOTENCY_TABLE": "i",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     path = os.pathsep.join(
         [str(REPO_ROOT / "functions" / "api"), str(REPO_ROOT / "layers" / "shared"), *sys.path[1:]]
     )

@@ -51,6 +51,9 @@ API_ROUTES = {
     ("GET", "/consumers/{consumer}/dead-letters"),
     ("POST", "/consumers/{consumer}/dead-letters/redrive"),
     ("DELETE", "/consumers/{consumer}/dead-letters/{event_id}"),
+    ("POST", "/mutations"),
+    ("GET", "/mutations"),
+    ("GET", "/mutations/{mutation_id}"),
 }
 
 
@@ -296,6 +299,28 @@ def test_puller_runs_every_minute() -> None:
 
 def test_puller_can_run_for_the_longest_lambda_invocation() -> None:
     assert _function_property("PullerFunction", "Timeout") == 900
+
+
+def test_only_the_function_that_runs_mutations_reaches_the_idempotency_records() -> None:
+    assert _actions_on("ApiFunction", "IdempotencyTable") == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    }
+    for function in FUNCTIONS:
+        if function != "ApiFunction":
+            assert _actions_on(function, "IdempotencyTable") == set(), function
+    api_variables = _resource("ApiFunction")["Properties"]["Environment"]["Variables"]
+    assert api_variables["IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}
+
+
+def test_idempotency_records_expire_on_powertools_attribute_and_are_encrypted() -> None:
+    properties = _resource("IdempotencyTable")["Properties"]
+    assert properties["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+    assert properties["SSESpecification"]["SSEEnabled"] is True
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
 
 
 def test_ingest_serves_only_the_webhook_route() -> None:

@@ -420,6 +420,8 @@ def test_importing_the_package_loads_no_server_module_and_no_click_boto3_or_pyda
             "consumers",
             "errors",
             "models",
+            "mutation_models",
+            "mutations",
             "retry",
             "stream",
         )

@@ -7,7 +7,11 @@ the same shape. Code never matches on message text: it matches on the class or o
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
+
+DEFAULT_RETRY_AFTER_SECONDS = 5
+"""A provider's 429 without a `Retry-After` is passed on with this wait."""
 
 
 class PullbridgeError(Exception):
@@ -28,6 +32,10 @@ class PullbridgeError(Exception):
 
     def to_body(self) -> dict[str, Any]:
         return {"error": self.to_error_object()}
+
+    def response_headers(self) -> dict[str, str] | None:
+        """Headers the HTTP answer carries besides the body (a 429's `Retry-After`)."""
+        return None
 
 
 class BadRequest(PullbridgeError):
@@ -113,3 +121,73 @@ class PullFailed(PullbridgeError):
     ) -> None:
         super().__init__(message, key=key or error_type, data=data)
         self.error_type = error_type  # type: ignore[misc]  # per instance: the pull error's kind
+
+
+class ProviderCallFailed(PullbridgeError):
+    """A write to the provider (a mutation) failed. `data` carries the provider's `status_code`, its
+    `message` and its `request_id` where it sent them. `may_have_applied` is True when the request reached
+    the provider and its outcome is unknown (a 5xx, a timeout after sending)."""
+
+    status_code = 502
+    default_key = "provider_call_failed"
+    may_have_applied: bool = False
+
+
+class ProviderRefused(ProviderCallFailed):
+    """The provider answered 4xx (other than 429): it did not apply the write."""
+
+    error_type = "unprocessable"
+    status_code = 422
+    default_key = "provider_refused"
+
+
+class ProviderRateLimited(ProviderCallFailed):
+    """The provider answered 429; `retry_after` is its `Retry-After` in seconds, when it sent one."""
+
+    error_type = "rate_limited"
+    status_code = 429
+    default_key = "provider_rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        key: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, key=key, data=data)
+        self.retry_after = retry_after
+
+    def response_headers(self) -> dict[str, str]:
+        # Whole seconds, at least 1; the provider's own wait when it gave one.
+        wait = DEFAULT_RETRY_AFTER_SECONDS if self.retry_after is None else self.retry_after
+        return {"Retry-After": str(max(1, math.ceil(wait)))}
+
+
+class ProviderUnavailable(ProviderCallFailed):
+    """The provider answered 5xx (it may have applied the write), or could not be reached (it did not)."""
+
+    error_type = "bad_gateway"
+    status_code = 502
+    default_key = "provider_unavailable"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        may_have_applied: bool,
+        key: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, key=key, data=data)
+        self.may_have_applied = may_have_applied
+
+
+class ProviderTimeout(ProviderCallFailed):
+    """The provider did not answer in time after the request was sent: it may have applied the write."""
+
+    error_type = "timeout"
+    status_code = 504
+    default_key = "provider_timeout"
+    may_have_applied = True

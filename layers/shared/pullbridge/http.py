@@ -27,7 +27,7 @@ def error_response(error: PullbridgeError, headers: dict[str, str] | None = None
         status_code=error.status_code,
         content_type=content_types.APPLICATION_JSON,
         body=json.dumps(error.to_body()),
-        headers=headers,
+        headers=headers if headers is not None else error.response_headers(),
     )
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from pullbridge.providers import ProviderName
 
-EventSource = Literal["webhook", "pull"]
+EventSource = Literal["webhook", "pull", "mutation"]
 EventAction = Literal["created", "updated", "deleted"]
 
 

@@ -3,7 +3,7 @@ and their models; this module gives each route its statuses and says what the ro
 
 - Every operation lists each status it can answer, with the contract's error object for errors.
 - Validation errors are 400, never Powertools' default 422 `{"detail": [...]}`: that response and its
-  schemas are taken out of the generated document.
+  schemas are taken out of the generated document. (422 is only a provider's refusal of a mutation.)
 - The bearer scheme is declared for every operation, except the public ones: `GET /health` and the
   webhook route, which the ingest function serves (so it is described here, not generated).
 
@@ -35,6 +35,10 @@ ERROR_DESCRIPTIONS = {
     409: "Conflict with the current state; `error.message` says which",
     410: "Gone: the cursor is older than the retention period",
     413: "Payload too large",
+    422: "Unprocessable: the provider refused the write; `error.data` has its status, message and request id",
+    429: "Rate limited: the provider answered 429; retry after `Retry-After` seconds",
+    502: "Bad gateway: the provider failed or could not be reached; see the mutation's status",
+    504: "Timeout: the provider did not answer in time; the mutation's status is `unknown`",
     500: "Internal error; retry later",
     503: "Storage unavailable; retry later",
 }
@@ -76,7 +80,9 @@ def finish(schema: dict[str, Any], public_paths: frozenset[str]) -> dict[str, An
     """Drop Powertools' 422, mark the public operations, add the webhook route and the links."""
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
-            operation.get("responses", {}).pop("422", None)
+            responses = operation.get("responses", {})
+            if "HTTPValidationError" in json.dumps(responses.get("422", {})):
+                del responses["422"]  # Powertools' own; a provider's refusal (mutations) stays
             for response in operation.get("responses", {}).values():
                 if response.get("content") == {}:
                     del response["content"]  # a 204: no body at all

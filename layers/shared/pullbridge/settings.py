@@ -158,12 +158,15 @@ class PullerSettings(OutboundSettings):
 class ApiSettings(OutboundSettings):
     # `POST .../pull` starts the puller at once; without it a trigger would wait for the schedule.
     puller_function_name: str
+    # Powertools' Idempotency records of `POST /mutations` (the `Idempotency-Key`).
+    idempotency_table: str
     public_base_url: str | None = None
     cursor_secret: str | None = field(default=None, repr=False)
     cursor_secret_arn: str | None = None
 
     VARIABLES: ClassVar[dict[str, Variable]] = {
         "puller_function_name": Variable("PULLER_FUNCTION_NAME", check=_text()),
+        "idempotency_table": Variable("IDEMPOTENCY_TABLE", check=_text()),
         "public_base_url": Variable("PUBLIC_BASE_URL"),
         "cursor_secret": Variable("CURSOR_SECRET", check=_text(32)),
         "cursor_secret_arn": Variable("CURSOR_SECRET_ARN", check=_text()),

@@ -83,7 +83,7 @@ def test_a_generic_connection_without_a_collection_may_name_any(settings: dict[s
 # --- the registry and the layering ----------------------------------------------------------------
 
 PROVIDERS_DIR = Path(providers_package.__file__).parent
-SHARED_MODULES = {"base", "signing"}
+SHARED_MODULES = {"base", "signing", "writes"}
 
 
 def test_every_provider_module_is_named_once_and_every_name_has_its_module() -> None:

@@ -6,6 +6,7 @@
         for event in client.iter_events():
             print(event.received_at, event.type, event.id)
         client.consume("billing", handle, concurrency=4)  # a worker on a consumer: acks, retries
+        client.mutate(connection_id, "customers", "update", record_id="cus_1", data={"name": "Ada"})
 
 The `pullbridge` command is `pullbridge_client.cli` (extra `[cli]`); the admin commands' AWS side is
 `pullbridge_client.admin` (extra `[admin]`). Neither is imported here, so importing this package loads
@@ -38,8 +39,10 @@ from pullbridge_client.errors import (
     ResumeError,
     ServerError,
     Unauthorized,
+    Unprocessable,
 )
 from pullbridge_client.models import Event, Page
+from pullbridge_client.mutation_models import Mutation, MutationKind, MutationStatus
 from pullbridge_client.stream import EventStream
 
 __all__ = [
@@ -57,6 +60,9 @@ __all__ = [
     "EventStream",
     "ExtendResult",
     "Gone",
+    "Mutation",
+    "MutationKind",
+    "MutationStatus",
     "NackResult",
     "NotFound",
     "Page",
@@ -69,5 +75,6 @@ __all__ = [
     "ServerError",
     "TermResult",
     "Unauthorized",
+    "Unprocessable",
     "__version__",
 ]

@@ -3,11 +3,12 @@
     pullbridge events tail --follow            # PULLBRIDGE_URL, PULLBRIDGE_API_KEY from the environment
     pullbridge pulls list --status error
     pullbridge consumers tail billing          # receive, print and ack a consumer's events
+    pullbridge mutate update --connection conn_1 --collection customers --id cus_1 --data @change.json
     pullbridge admin keys create --tenant acme # on a deployed stack, with your AWS credentials ([admin])
     pullbridge dev                             # from a clone: the local stack, as `make dev`
 
-The consumer commands are in pullbridge_client.cli_consumers, the admin ones in cli_admin. boto3 and the local stack are imported only by
-the commands that use them.
+The consumer commands are in pullbridge_client.cli_consumers, the mutation ones in cli_mutations, the
+admin ones in cli_admin. boto3 and the local stack are imported only by the commands that use them.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pullbridge_client.cli_common import (
     reported,
 )
 from pullbridge_client.cli_consumers import consumers
+from pullbridge_client.cli_mutations import mutate, mutations
 
 __all__ = ["cli", "main"]
 
@@ -97,7 +99,11 @@ def events() -> None:
 @click.option("--provider", help="Only this provider's events.")
 @click.option("--collection", help="Only this collection's events.")
 @click.option("--type", "event_type", metavar="T", help="Only events of this type.")
-@click.option("--source", type=click.Choice(["webhook", "pull"]), help="Only webhook or pull events.")
+@click.option(
+    "--source",
+    type=click.Choice(["webhook", "pull", "mutation"]),
+    help="Only webhook, pull or mutation events.",
+)
 @click.option("--cursor", metavar="C", help="Resume after this cursor (as printed on exit).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_obj
@@ -323,6 +329,11 @@ def dev() -> None:
 # --- consumers: pullbridge_client.cli_consumers ------------------------------------------------------
 
 cli.add_command(consumers)
+
+# --- mutations: pullbridge_client.cli_mutations ------------------------------------------------------
+
+cli.add_command(mutate)
+cli.add_command(mutations)
 
 # --- admin (deployed stacks, with AWS credentials): pullbridge_client.cli_admin -----------------------
 

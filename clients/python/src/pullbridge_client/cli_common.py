@@ -30,7 +30,7 @@ EPILOG = """\b
 Exit codes:
   0    success
   1    any other error: server error, network, rate limit, expired cursor (410), AWS
-  2    usage: bad options, or a request the API refused as invalid (400)
+  2    usage: bad options, or a request the API or the provider refused as invalid (400, 422)
   3    authentication: missing or wrong API key (401)
   4    not found (404)
   5    conflict (409), e.g. a pull already running
@@ -113,6 +113,13 @@ def failure_of(exc: Exception, url: str) -> CommandFailed:
         pull_id = exc.data.get("pull_id")
         if isinstance(pull_id, str) and pull_id not in message:
             message += f": pull {pull_id}"
+        mutation_id = exc.mutation_id
+        if mutation_id is not None and mutation_id not in message:
+            applied = " may have been applied" if exc.status_code >= 500 else ""
+            message += f": mutation {mutation_id}{applied} (pullbridge mutations get {mutation_id})"
+        request_id = exc.data.get("request_id")
+        if isinstance(request_id, str) and request_id not in message:
+            message += f": provider request id {request_id}"
         return FAILURE_OF_STATUS.get(exc.status_code, CommandFailed)(message)
     if isinstance(exc, ResumeError):
         return UsageFailed(f"--cursor: {exc}")

@@ -123,7 +123,10 @@ def dead_letter_line(dead: DeadLetter) -> str:
 @click.option("--filter-collection", "collection", metavar="C", help="Only this collection's events.")
 @click.option("--filter-type", "event_type", metavar="T", help="Only events of this type.")
 @click.option(
-    "--filter-source", "source", type=click.Choice(["webhook", "pull"]), help="Only webhook or pull events."
+    "--filter-source",
+    "source",
+    type=click.Choice(["webhook", "pull", "mutation"]),
+    help="Only webhook, pull or mutation events.",
 )
 @click.option(
     "--start", type=click.Choice(["all", "new"]), help="From the log's start (all) or its end (new) [all]."

@@ -2,7 +2,9 @@
 
 Requests are retried on 429 (honouring `Retry-After`), on 5xx and on transport errors, with the backoff
 of `pullbridge_client.retry`; failures raise `PullbridgeAPIError` subclasses carrying the API's error
-object, or httpx's own `TransportError` once the retries are spent.
+object, or httpx's own `TransportError` once the retries are spent. A POST is retried after a 5xx or a
+lost answer only when it carries an `Idempotency-Key` (mutations), which makes the server answer a
+repeat with the first answer instead of doing it again.
 """
 
 from __future__ import annotations
@@ -20,26 +22,63 @@ from pullbridge_client._params import event_filters, given, pull_filters
 from pullbridge_client._params import path as _path
 from pullbridge_client._version import __version__
 from pullbridge_client.consumers import ConsumerMethods
-from pullbridge_client.errors import PullbridgeAPIError, error_from_response, response_retry_after
+from pullbridge_client.errors import (
+    ErrorObject,
+    PullbridgeAPIError,
+    error_from_response,
+    response_retry_after,
+)
 from pullbridge_client.models import Event, Page
+from pullbridge_client.mutations import MutationMethods
 from pullbridge_client.retry import backoff_seconds
 from pullbridge_client.stream import EventStream
 
 __all__ = ["Client", "EventSourceFilter"]
 
-EventSourceFilter = Literal["webhook", "pull"]
+EventSourceFilter = Literal["webhook", "pull", "mutation"]
 
 # Methods that may be sent twice without a second effect. Others (POST) are retried only when the request
-# certainly never reached the server: a 429, or a connection that could not be opened.
+# certainly never reached the server (a 429, or a connection that could not be opened), or when they carry
+# an Idempotency-Key: the server then answers a repeat with the first answer.
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-class Client(ConsumerMethods):
+KEY_IN_PROGRESS = "idempotency_key_in_progress"
+"""The error key of a 409 to a keyed request whose first request with that key is still running."""
+KEY_REUSED = "idempotency_key_reused"
+"""The error key of a 409 to a keyed request whose key was used with another body: never retried."""
+
+
+def _retryable(response: httpx.Response, *, idempotent: bool, keyed: bool, may_have_run: bool) -> bool:
+    """Whether an answer is worth another attempt: a 429; a 5xx to a request that may be repeated; and a
+    409 to a keyed request when the key's first request is still running. The server says so by the
+    error's key; without it, a 409 after one of our own attempts may have reached the server (a 5xx, a
+    lost answer) is taken as that attempt, still running. A repeat gets the first one's answer."""
+    status = response.status_code
+    if status == 409:
+        if not keyed:
+            return False
+        key = _error_key(response)
+        return key == KEY_IN_PROGRESS or (may_have_run and key != KEY_REUSED)
+    return status == 429 or (status >= 500 and idempotent)
+
+
+def _error_key(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    error = ErrorObject.from_json(body.get("error") if isinstance(body, dict) else None)
+    return error.key if error is not None else ""
+
+
+class Client(ConsumerMethods, MutationMethods):
     """A pullbridge API client. Thread-safe as far as the httpx.Client it uses is.
 
     The consumer methods (`create_consumer`, `receive`, `ack`, ..., and the worker loop `consume`) come
-    from `pullbridge_client.consumers.ConsumerMethods`.
+    from `pullbridge_client.consumers.ConsumerMethods`; `mutate`, `list_mutations`, `iter_mutations` and
+    `get_mutation` from `pullbridge_client.mutations.MutationMethods`.
 
     `http`: an httpx.Client to send with (e.g. one on an `httpx.MockTransport` in tests); it is then the
     caller's to close. Without one the client makes its own and closes it in `close()` / `with`.
@@ -101,12 +140,22 @@ class Client(ConsumerMethods):
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         timeout: float | None = None,
+        idempotency_key: str | None = None,
     ) -> Any:
-        """One API call, retried as the class says; the decoded JSON body (None for an empty one)."""
+        """One API call, retried as the class says; the decoded JSON body (None for an empty one).
+
+        `idempotency_key` is sent as `Idempotency-Key`, the same on every attempt, and makes any method
+        safe to retry: after a 5xx, a lost answer, and a 409 saying the key's first request is still
+        running on the server (see `_retryable`).
+        """
         method = method.upper()
-        idempotent = method in _IDEMPOTENT
+        idempotent = method in _IDEMPOTENT or idempotency_key is not None
+        headers = self._headers
+        if idempotency_key is not None:
+            headers = {**headers, "idempotency-key": idempotency_key}
         url = self.base_url + path
         attempt = 0
+        may_have_run = False  # whether an earlier attempt may have reached the server
         while True:
             try:
                 response = self._http.request(
@@ -114,33 +163,39 @@ class Client(ConsumerMethods):
                     url,
                     params=given(**(params or {})),
                     json=json_body,
-                    headers=self._headers,
+                    headers=headers,
                     timeout=timeout or self.timeout,
                 )
             except httpx.TransportError as exc:
                 if attempt >= self.max_retries or not (idempotent or isinstance(exc, _NOT_SENT)):
                     raise
+                may_have_run = may_have_run or not isinstance(exc, _NOT_SENT)
                 self.sleep(self._delay(attempt))
                 attempt += 1
                 continue
-            status = response.status_code
-            if attempt < self.max_retries and (status == 429 or (status >= 500 and idempotent)):
-                retry_after = response_retry_after(response)
-                if retry_after is None or retry_after <= self.max_retry_after:
-                    response.close()
-                    self.sleep(self._delay(attempt) if retry_after is None else retry_after)
-                    attempt += 1
-                    continue
-            if status >= 400:
-                raise error_from_response(response)
-            if status == 204 or not response.content:
-                return None
-            try:
-                return response.json()
-            except ValueError:
-                raise PullbridgeAPIError(
-                    status, "bad_response", "the response is not JSON", "bad_response"
-                ) from None
+            keyed = idempotency_key is not None
+            wait = self._retry_wait(
+                response, attempt, idempotent=idempotent, keyed=keyed, may_have_run=may_have_run
+            )
+            if wait is None:
+                return _decoded(response)
+            response.close()
+            may_have_run = may_have_run or response.status_code >= 500
+            self.sleep(wait)
+            attempt += 1
+
+    def _retry_wait(
+        self, response: httpx.Response, attempt: int, *, idempotent: bool, keyed: bool, may_have_run: bool
+    ) -> float | None:
+        """How long to wait before sending the request again, or None to keep this answer."""
+        if attempt >= self.max_retries or not _retryable(
+            response, idempotent=idempotent, keyed=keyed, may_have_run=may_have_run
+        ):
+            return None
+        retry_after = response_retry_after(response)
+        if retry_after is None:
+            return self._delay(attempt)
+        return retry_after if retry_after <= self.max_retry_after else None
 
     def _object(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
         answer: dict[str, Any] = self.request(method, path, json_body=body)
@@ -360,6 +415,19 @@ class Client(ConsumerMethods):
         """Every matching pull record, newest first (`limit` is the page size, 1-1000)."""
         filters = pull_filters(status, subscription_id, connection_id, provider, from_, to)
         return self._iterate("/external-event-pulls", {"limit": limit, **filters})
+
+
+def _decoded(response: httpx.Response) -> Any:
+    """The answer's JSON body (None for an empty one), or its error raised."""
+    status = response.status_code
+    if status >= 400:
+        raise error_from_response(response)
+    if status == 204 or not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        raise PullbridgeAPIError(status, "bad_response", "the response is not JSON", "bad_response") from None
 
 
 def _events(items: Any) -> list[Event]:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pullbridge_client.errors import ErrorObject
 from pullbridge_client.models import Event
 
 __all__ = [
@@ -52,6 +53,24 @@ class _Fields:
     def text(self, name: str) -> str:
         value: str = self._get(name, (str,))
         return value
+
+    def optional_text(self, name: str) -> str | None:
+        value: str | None = self._get(name, (str,), optional=True)
+        return value
+
+    def anything(self, name: str) -> Any:
+        """Any JSON value (a provider's object), None when absent."""
+        self.read.add(name)
+        return self.value.get(name)
+
+    def optional_error(self, name: str) -> ErrorObject | None:
+        item = self._get(name, (dict,), optional=True)
+        if item is None:
+            return None
+        error = ErrorObject.from_json(item)
+        if error is None:
+            raise TypeError(f"the {self.what}'s {name!r} is not an error object: {item!r}")
+        return error
 
     def integer(self, name: str) -> int:
         value: int = self._get(name, (int,))

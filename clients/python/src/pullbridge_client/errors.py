@@ -27,6 +27,7 @@ __all__ = [
     "ResumeError",
     "ServerError",
     "Unauthorized",
+    "Unprocessable",
     "error_from_response",
 ]
 
@@ -93,11 +94,42 @@ class PullbridgeAPIError(PullbridgeClientError):
         """The error object as the API sent it."""
         return ErrorObject(self.error_type, self.message, self.key, self.data).to_dict()
 
+    @property
+    def mutation_id(self) -> str | None:
+        """The mutation a failed `mutate` stored (`error.data.mutation_id`), when it got that far: see it
+        with `get_mutation`. After a 502 or a 504 its status is `unknown`: it may have been applied."""
+        value = self.data.get("mutation_id")
+        return value if isinstance(value, str) else None
+
 
 class BadRequest(PullbridgeAPIError):
     """400: a validation error (the message names the field), or a malformed or foreign cursor."""
 
     error_types = ("bad_request",)
+
+
+class Unprocessable(BadRequest):
+    """422: the provider refused a mutation (its 4xx other than 429) and applied nothing. `error.data`
+    holds the provider's `status_code`, `message` and `request_id`, and the `mutation_id` (status
+    `failed`). A `BadRequest`: the request, as the provider sees it, is invalid."""
+
+    error_types = ("unprocessable",)
+
+    @property
+    def provider_status_code(self) -> int | None:
+        value = self.data.get("status_code")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
+    def provider_message(self) -> str | None:
+        value = self.data.get("message")
+        return value if isinstance(value, str) else None
+
+    @property
+    def request_id(self) -> str | None:
+        """The provider's id of the refused request, for its support or its logs."""
+        value = self.data.get("request_id")
+        return value if isinstance(value, str) else None
 
 
 class Unauthorized(PullbridgeAPIError):
@@ -113,7 +145,8 @@ class NotFound(PullbridgeAPIError):
 
 
 class Conflict(PullbridgeAPIError):
-    """409: e.g. a pull is already running; `pull_id` names it."""
+    """409: e.g. a pull is already running (`pull_id` names it), or a mutation's `Idempotency-Key` was
+    used with another body, or its first request is still running."""
 
     error_types = ("conflict",)
 
@@ -140,19 +173,32 @@ class RateLimited(PullbridgeAPIError):
 
 
 class ServerError(PullbridgeAPIError):
-    """5xx after the retries were spent."""
+    """5xx after the retries were spent: `internal`, or for a mutation `bad_gateway` (502: the provider
+    answered 5xx or could not be reached) or `timeout` (504: the provider did not answer in time). A
+    mutation's `mutation_id` is then one whose outcome may be `unknown`: `mutate` again with the same
+    idempotency key."""
 
-    error_types = ("internal",)
+    error_types = ("internal", "bad_gateway", "timeout")
 
 
 _BY_TYPE: dict[str, type[PullbridgeAPIError]] = {
     error_type: cls
-    for cls in (BadRequest, Unauthorized, NotFound, Conflict, Gone, PayloadTooLarge, RateLimited, ServerError)
+    for cls in (
+        BadRequest,
+        Unprocessable,
+        Unauthorized,
+        NotFound,
+        Conflict,
+        Gone,
+        PayloadTooLarge,
+        RateLimited,
+        ServerError,
+    )
     for error_type in cls.error_types
 }
 _BY_STATUS: dict[int, type[PullbridgeAPIError]] = {
     400: BadRequest,
-    422: BadRequest,
+    422: Unprocessable,
     401: Unauthorized,
     403: Unauthorized,
     404: NotFound,

@@ -20,6 +20,12 @@ Contract for implementers:
   provider keeps what it answers from (None: no limit).
 - `pullable_collections` says which collections a connection may subscribe to; `request_id_header` names
   the response header a pull error quotes as `data.request_id`.
+- Mutations: `writable_collections` says which kinds (`create`, `update`, `delete`) each collection takes
+  for a connection with these settings; `write` makes one write through `ProviderHttp.send` with the
+  provider's real request shape and returns the object after it as `list_pages` lists it (so the snapshot
+  hash matches and the next scan emits nothing); `read_record` reads one record back (None when the
+  provider answers 404), which a retry of a mutation whose outcome is unknown uses before writing again;
+  `error_message` picks the human message out of the provider's error body.
 - `validate_settings` checks every key of a connection's `settings` and refuses unknown ones; most
   providers declare one `SettingRule` per key and call `check_settings`. Every provider takes
   `rate_limit` (`check_rate_limit`).
@@ -109,6 +115,33 @@ class ListPage:
     for the next pull, instead of diffing a full scan against the snapshot."""
 
 
+MUTATION_KINDS = ("create", "update", "delete")
+
+
+@dataclass(frozen=True)
+class WriteRequest:
+    """One mutation as the provider makes it: `record_id` for update and delete, `data` for create and
+    update (already checked to be an object). `idempotency_key` is passed on where the provider takes one."""
+
+    collection: str
+    kind: str
+    record_id: str | None = None
+    data: Mapping[str, Any] | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class WrittenRecord:
+    """The provider's object after a write, as its list API shows it. For a delete, `data` is what the
+    provider answered (or the record as last read) and `deleted` is True."""
+
+    record_id: str
+    data: Any
+    deleted: bool = False
+    version: float | None = None
+    """As `NormalizedEvent.version`: the object's own order of states, where the provider gives one."""
+
+
 @dataclass(frozen=True)
 class PullSource:
     """What a full scan needs to know about the connection it reads."""
@@ -151,6 +184,23 @@ class ProviderHttp(Protocol[ResponseT]):
         """`PullFailed` unless `url` (e.g. a checkpoint that is a URL) is on `reference`'s host."""
         ...
 
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        form: Sequence[tuple[str, str]] | None = None,
+        params: QueryParams | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Any, ResponseT]:
+        """A write, sent once and never retried (the provider may have applied it): a JSON `json_body` or
+        a form-encoded `form` (pairs, so `metadata[a]=b` keeps its order). The JSON body of the 2xx answer
+        (None when it is empty, as a 204's), and the response. Failures are `ProviderCallFailed`:
+        `ProviderRefused` for a 4xx, `ProviderRateLimited` for a 429, `ProviderUnavailable` for a 5xx or an
+        unreachable host, `ProviderTimeout` for no answer in time."""
+        ...
+
 
 class Provider(Protocol):
     name: ClassVar[str]
@@ -170,6 +220,9 @@ class Provider(Protocol):
     """Where the list API's responses carry the id its support asks for; None when it has no list API."""
     updates_lookback_seconds: ClassVar[float | None]
     """How far back `updated_pages` can look (Stripe keeps events 30 days); None: as far as needed."""
+    write_idempotency_keys: ClassVar[bool]
+    """True when the provider replays a write sent again with its idempotency key (Stripe, for 24 h): a
+    create whose outcome is unknown can then be sent again safely. Elsewhere it could make a second object."""
 
     def validate_secret(self, secret: str) -> None:
         """Raise `ValidationFailed` when a webhook secret cannot be used with this scheme."""
@@ -209,6 +262,25 @@ class Provider(Protocol):
         """Pages of the records of `source.collection` changed at or after `since` (epoch seconds), and
         the deletes the provider reports, from `checkpoint` (None: the first page). A record may come more
         than once; the first time is its latest state."""
+        ...
+
+    def writable_collections(self, settings: Mapping[str, Any]) -> Mapping[str, frozenset[str]]:
+        """The collections a connection with these (validated) settings can write, each with its kinds."""
+        ...
+
+    def write(
+        self, http: ProviderHttp[ResponseT], source: PullSource, request: WriteRequest
+    ) -> WrittenRecord:
+        """Make `request` upstream (`source.collection` is `request.collection`) through `http.send`."""
+        ...
+
+    def read_record(self, http: ProviderHttp[ResponseT], source: PullSource, record_id: str) -> Any | None:
+        """One record of `source.collection` as the list API shows it; None when the provider answers
+        404 (or shows it deleted)."""
+        ...
+
+    def error_message(self, body: Any) -> str | None:
+        """The provider's own message in an error body (`{"error": {"message": ...}}` for Stripe), or None."""
         ...
 
 

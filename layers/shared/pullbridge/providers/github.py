@@ -5,6 +5,11 @@ redeliveries share and `X-GitHub-Event` names the event.
 A record of `issues` or `pulls` is identified by its `number`: the one id that the issue and pull request
 webhooks, `GET /repos/{owner}/{repo}/issues` and `GET /repos/{owner}/{repo}/pulls` all carry for the same
 record. (`id` differs between a pull request object and the issue object of the same pull request.)
+
+Writes: issues are created (`POST /repos/{owner}/{repo}/issues`) and updated (`PATCH .../issues/{number}`;
+closing is `{"state": "closed"}`). GitHub's REST API cannot delete an issue. A single issue's answer (to a
+create, an update or a `GET`) also carries `closed_by`, which the list leaves out: it is dropped, so a
+written issue is what the list shows and the next scan finds no change.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from pullbridge.providers.base import (
     ResponseT,
     SettingRule,
     WebhookRequest,
+    WriteRequest,
+    WrittenRecord,
     check_rate_limit,
     check_settings,
     credential,
@@ -35,6 +42,14 @@ from pullbridge.providers.base import (
     payload_header,
 )
 from pullbridge.providers.signing import check_secret, hmac_keys, hmac_matches, read_digest
+from pullbridge.providers.writes import (
+    answered_object,
+    check_write,
+    first_string,
+    numeric_id,
+    record_or_none,
+    unreadable_answer,
+)
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 SIGNATURE_PREFIX = "sha256="
@@ -56,6 +71,9 @@ ACTION_BY_GITHUB_ACTION: Mapping[str, str] = {
 """Any other action of an `issues` or `pull_request` event changes the record: `updated`."""
 
 API_VERSION = "2022-11-28"
+WRITABLE: Mapping[str, frozenset[str]] = {"issues": frozenset({"create", "update"})}
+SINGLE_ISSUE_ONLY = ("closed_by",)
+"""Keys a single issue's answer has and the issues list's items do not."""
 _REPOSITORY = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 
 
@@ -88,6 +106,7 @@ class GitHub:
     default_base_url: ClassVar[str | None] = "https://api.github.com"
     request_id_header: ClassVar[str | None] = "X-GitHub-Request-Id"
     updates_lookback_seconds: ClassVar[float | None] = None
+    write_idempotency_keys: ClassVar[bool] = False
 
     def record_version(self, data: Any) -> float | None:
         return parse_iso_time(data.get("updated_at")) if isinstance(data, dict) else None
@@ -179,18 +198,7 @@ class GitHub:
         filters: dict[str, str],
         updated_since: float | None,
     ) -> Iterator[ListPage]:
-        if source.collection not in self.collections:
-            raise PullFailed(
-                "bad_request", f"GitHub has no collection {source.collection!r}", key="unknown_collection"
-            )
-        if not source.base_url:
-            raise PullFailed("bad_request", "the connection has no api_base_url", key="missing_base_url")
-        base = source.base_url.rstrip("/")
-        headers = {
-            "Authorization": f"Bearer {credential(source, 'token')}",
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": API_VERSION,
-        }
+        base, headers = _request_basics(source)
         url: str | None
         params: dict[str, str] | None
         if checkpoint is None:
@@ -216,6 +224,94 @@ class GitHub:
                     url = None  # newest first: the rest of the list changed before `since`
                 records = changed
             yield ListPage(records=records, next_checkpoint=url)
+
+    def writable_collections(self, settings: Mapping[str, Any]) -> Mapping[str, frozenset[str]]:
+        return WRITABLE
+
+    def write(
+        self, http: ProviderHttp[ResponseT], source: PullSource, request: WriteRequest
+    ) -> WrittenRecord:
+        """`POST /repos/{owner}/{repo}/issues` with the data as its JSON body (`title` is required), or
+        `PATCH /repos/{owner}/{repo}/issues/{number}`. The record id is the issue's `number`, as the list's
+        and the webhooks' are."""
+        check_write("GitHub", WRITABLE, request)
+        url, headers = _issues_url(source)
+        if request.kind == "update":
+            number = numeric_id("GitHub", str(request.record_id), "an issue is named by its number")
+            url = f"{url}/{number}"
+        method = "POST" if request.kind == "create" else "PATCH"
+        body, _ = http.send(method, url, json_body=dict(request.data or {}), headers=headers)
+        issue = _as_listed(answered_object("GitHub", body))
+        written = issue.get("number")
+        if not isinstance(written, int) or isinstance(written, bool):
+            raise unreadable_answer(f"GitHub answered an issue {request.kind} without its number")
+        return WrittenRecord(record_id=str(written), data=issue, version=self.record_version(issue))
+
+    def read_record(self, http: ProviderHttp[ResponseT], source: PullSource, record_id: str) -> Any | None:
+        """`GET /repos/{owner}/{repo}/issues/{number}` as the list shows it; None on a 404 or a 410 (a
+        deleted issue), and for a pull request, which the issues collection leaves out."""
+        number = numeric_id("GitHub", record_id, "an issue is named by its number")
+        issues_url, headers = _issues_url(source)
+        url = f"{issues_url}/{number}"
+        found = record_or_none(lambda: http.get_json(url, headers=headers)[0])
+        if not isinstance(found, dict) or "pull_request" in found:
+            return None
+        return _as_listed(found)
+
+    def error_message(self, body: Any) -> str | None:
+        """`{"message": "Validation Failed", "errors": [{"resource", "field", "code"} | {"message"} |
+        "..."]}`: the message, then each error (`Issue.title: missing_field`)."""
+        if not isinstance(body, dict):
+            return None
+        message = first_string(body.get("message"))
+        errors = body.get("errors")
+        found = [_error_detail(error) for error in errors] if isinstance(errors, list) else []
+        details = [detail for detail in found if detail]
+        if not details:
+            return message
+        return f"{message or 'GitHub refused the request'}: {'; '.join(details)}"
+
+
+def _error_detail(error: object) -> str | None:
+    if isinstance(error, str):
+        return first_string(error)
+    if not isinstance(error, dict):
+        return None
+    own = first_string(error.get("message"))
+    if own:
+        return own
+    where = ".".join(
+        part for part in (error.get("resource"), error.get("field")) if isinstance(part, str) and part
+    )
+    code = first_string(error.get("code"))
+    return ": ".join(part for part in (where, code) if part) or None
+
+
+def _as_listed(issue: dict[str, Any]) -> dict[str, Any]:
+    """A single issue as the issues list shows it."""
+    return {key: value for key, value in issue.items() if key not in SINGLE_ISSUE_ONLY}
+
+
+def _request_basics(source: PullSource) -> tuple[str, dict[str, str]]:
+    """The API's base URL and the headers of every request, once the source is checked."""
+    if source.collection not in PROVIDER.collections:
+        raise PullFailed(
+            "bad_request", f"GitHub has no collection {source.collection!r}", key="unknown_collection"
+        )
+    if not source.base_url:
+        raise PullFailed("bad_request", "the connection has no api_base_url", key="missing_base_url")
+    headers = {
+        "Authorization": f"Bearer {credential(source, 'token')}",
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": API_VERSION,
+    }
+    return source.base_url.rstrip("/"), headers
+
+
+def _issues_url(source: PullSource) -> tuple[str, dict[str, str]]:
+    """`/repos/{owner}/{repo}/issues` on the API, and the headers."""
+    base, headers = _request_basics(source)
+    return f"{base}/repos/{_repository(source.settings)}/issues", headers
 
 
 def _updated_at(record: ListedRecord) -> float:

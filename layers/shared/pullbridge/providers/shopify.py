@@ -2,6 +2,10 @@
 `X-Shopify-Hmac-Sha256`, the base64 HMAC-SHA256 of the raw body keyed with the app's client secret.
 `X-Shopify-Webhook-Id` is what redeliveries share and `X-Shopify-Topic` (e.g. `orders/create`) names the
 event. The body is the record in the REST Admin API's representation.
+
+Writes: products and customers are created (`POST /admin/api/{version}/{collection}.json` with
+`{"product": {...}}`), updated (`PUT .../{collection}/{id}.json` with `{"product": {"id": id, ...}}`) and
+deleted (`DELETE .../{collection}/{id}.json`). A write answers the object as the list shows it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from pullbridge.providers.base import (
     ResponseT,
     SettingRule,
     WebhookRequest,
+    WriteRequest,
+    WrittenRecord,
     check_rate_limit,
     check_settings,
     credential,
@@ -30,6 +36,14 @@ from pullbridge.providers.base import (
     payload_header,
 )
 from pullbridge.providers.signing import check_secret, hmac_keys, hmac_matches, read_digest
+from pullbridge.providers.writes import (
+    answered_object,
+    check_write,
+    first_string,
+    numeric_id,
+    record_or_none,
+    unreadable_answer,
+)
 
 SIGNATURE_HEADER = "X-Shopify-Hmac-Sha256"
 TOPIC_HEADER = "X-Shopify-Topic"
@@ -60,6 +74,11 @@ ACTION_BY_TOPIC: Mapping[str, Mapping[str, str]] = {
 `customers/data_request`, `shop/redact`, ...) have no collection."""
 
 DEFAULT_API_VERSION = "2024-10"
+SINGULAR: Mapping[str, str] = {"products": "product", "customers": "customer"}
+"""The writable collections, and the key a single object is wrapped in."""
+WRITABLE: Mapping[str, frozenset[str]] = {
+    collection: frozenset({"create", "update", "delete"}) for collection in SINGULAR
+}
 _API_VERSION = re.compile(r"[0-9]{4}-[0-9]{2}|unstable")
 
 
@@ -87,6 +106,7 @@ class Shopify:
     default_base_url: ClassVar[str | None] = None
     request_id_header: ClassVar[str | None] = "X-Request-Id"
     updates_lookback_seconds: ClassVar[float | None] = None
+    write_idempotency_keys: ClassVar[bool] = False
 
     def record_version(self, data: Any) -> float | None:
         return parse_iso_time(data.get("updated_at")) if isinstance(data, dict) else None
@@ -157,19 +177,7 @@ class Shopify:
         checkpoint: str | None,
         filters: dict[str, str],
     ) -> Iterator[ListPage]:
-        if source.collection not in self.collections:
-            raise PullFailed(
-                "bad_request", f"Shopify has no collection {source.collection!r}", key="unknown_collection"
-            )
-        if not source.base_url:
-            raise PullFailed(
-                "bad_request",
-                "a Shopify connection needs api_base_url, the store's https://{shop}.myshopify.com",
-                key="missing_base_url",
-                data={"field": "api_base_url"},
-            )
-        base = source.base_url.rstrip("/")
-        headers = {"X-Shopify-Access-Token": credential(source, "access_token")}
+        base, headers = _request_basics(source)
         url: str | None
         params: dict[str, str] | None
         if checkpoint is None:
@@ -191,6 +199,84 @@ class Shopify:
             records = [_listed(item, index, source.collection) for index, item in enumerate(items)]
             url, params = http.next_link(response, same_origin_as=base), None
             yield ListPage(records=records, next_checkpoint=url)
+
+    def writable_collections(self, settings: Mapping[str, Any]) -> Mapping[str, frozenset[str]]:
+        return WRITABLE
+
+    def write(
+        self, http: ProviderHttp[ResponseT], source: PullSource, request: WriteRequest
+    ) -> WrittenRecord:
+        """The data is the object's fields, sent wrapped in its singular key; an update also carries the
+        id. A delete answers `{}`: its `data` is None (the record keeps what was last seen of it)."""
+        check_write("Shopify", WRITABLE, request)
+        url, headers = _collection_url(source)
+        singular = SINGULAR[request.collection]
+        fields = dict(request.data or {})
+        if request.kind == "create":
+            body, _ = http.send("POST", f"{url}.json", json_body={singular: fields}, headers=headers)
+        else:
+            record_id = numeric_id("Shopify", str(request.record_id))
+            if request.kind == "delete":
+                http.send("DELETE", f"{url}/{record_id}.json", headers=headers)
+                return WrittenRecord(record_id=record_id, data=None, deleted=True)
+            fields = {**fields, "id": int(record_id)}
+            body, _ = http.send(
+                "PUT", f"{url}/{record_id}.json", json_body={singular: fields}, headers=headers
+            )
+        answered = answered_object("Shopify", body, singular)
+        written_id = _record_id(answered.get("id"))
+        if written_id is None:
+            raise unreadable_answer(f"Shopify answered a {singular} {request.kind} without its id")
+        return WrittenRecord(record_id=written_id, data=answered, version=self.record_version(answered))
+
+    def read_record(self, http: ProviderHttp[ResponseT], source: PullSource, record_id: str) -> Any | None:
+        """`GET /admin/api/{version}/{collection}/{id}.json`, unwrapped; None on a 404."""
+        url, headers = _collection_url(source)
+        found_url = f"{url}/{numeric_id('Shopify', record_id)}.json"
+        found = record_or_none(lambda: http.get_json(found_url, headers=headers)[0])
+        singular = SINGULAR.get(source.collection, source.collection.removesuffix("s"))
+        record = found.get(singular) if isinstance(found, dict) else None
+        return record if isinstance(record, dict) else None
+
+    def error_message(self, body: Any) -> str | None:
+        """`{"errors": "Not Found"}`, `{"errors": {"title": ["can't be blank"]}}` (`title: can't be
+        blank`), or `{"errors": ["..."]}`; some answers say `error` instead."""
+        if not isinstance(body, dict):
+            return None
+        errors = body.get("errors", body.get("error"))
+        if isinstance(errors, dict):
+            parts = [
+                f"{field}: {message}"
+                for field, messages in errors.items()
+                for message in (messages if isinstance(messages, list) else [messages])
+                if first_string(message)
+            ]
+            return "; ".join(parts) or None
+        if isinstance(errors, list):
+            return "; ".join(text for error in errors if (text := first_string(error))) or None
+        return first_string(errors)
+
+
+def _request_basics(source: PullSource) -> tuple[str, dict[str, str]]:
+    """The store's base URL and the headers of every request, once the source is checked."""
+    if source.collection not in PROVIDER.collections:
+        raise PullFailed(
+            "bad_request", f"Shopify has no collection {source.collection!r}", key="unknown_collection"
+        )
+    if not source.base_url:
+        raise PullFailed(
+            "bad_request",
+            "a Shopify connection needs api_base_url, the store's https://{shop}.myshopify.com",
+            key="missing_base_url",
+            data={"field": "api_base_url"},
+        )
+    return source.base_url.rstrip("/"), {"X-Shopify-Access-Token": credential(source, "access_token")}
+
+
+def _collection_url(source: PullSource) -> tuple[str, dict[str, str]]:
+    """`/admin/api/{version}/{collection}` (without `.json`), and the headers."""
+    base, headers = _request_basics(source)
+    return f"{base}/admin/api/{_api_version(source.settings)}/{source.collection}", headers
 
 
 def _listed(item: object, index: int, collection: str) -> ListedRecord:

@@ -19,6 +19,8 @@ from pullbridge.providers.base import (
     ResponseT,
     SettingRule,
     WebhookRequest,
+    WriteRequest,
+    WrittenRecord,
     action_from_type,
     check_rate_limit,
     check_settings,
@@ -85,6 +87,7 @@ class StandardWebhooks:
     default_base_url: ClassVar[str | None] = None
     request_id_header: ClassVar[str | None] = None
     updates_lookback_seconds: ClassVar[float | None] = None
+    write_idempotency_keys: ClassVar[bool] = False
 
     def record_version(self, data: Any) -> float | None:
         return None
@@ -146,6 +149,20 @@ class StandardWebhooks:
         self, http: ProviderHttp[ResponseT], source: PullSource, since: float, checkpoint: str | None
     ) -> Iterator[ListPage]:
         raise NotImplementedError("Standard Webhooks senders have no list API")
+
+    def writable_collections(self, settings: Mapping[str, Any]) -> Mapping[str, frozenset[str]]:
+        return {}  # a sender of webhooks and nothing else: there is no API to write to
+
+    def write(
+        self, http: ProviderHttp[ResponseT], source: PullSource, request: WriteRequest
+    ) -> WrittenRecord:
+        raise NotImplementedError("Standard Webhooks senders have no API to write to")
+
+    def read_record(self, http: ProviderHttp[ResponseT], source: PullSource, record_id: str) -> Any | None:
+        raise NotImplementedError("Standard Webhooks senders have no API to read from")
+
+    def error_message(self, body: Any) -> str | None:
+        return None
 
 
 PROVIDER = StandardWebhooks()

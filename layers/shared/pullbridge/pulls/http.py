@@ -1,5 +1,5 @@
-"""HTTP for pulls: one `PullHttp` per pull, over the httpx client the caller made once per cold
-start.
+"""HTTP to the providers: one `PullHttp` per pull or mutation, over the httpx client the caller made once
+per cold start.
 
 It owns every provider-facing rule of the contract, so the providers only build URLs and read bodies:
 - Retries: 429 waits for `Retry-After` (delta-seconds or an HTTP-date), 5xx and timeouts and transport
@@ -17,7 +17,10 @@ It owns every provider-facing rule of the contract, so the providers only build 
   headers, which hold the credentials, never reach an error or a log.
 
 It is the `ProviderHttp` that providers page through (`get_json`, `post_json` for a search that reads with a
-POST, `next_link`, `require_same_origin`).
+POST, `next_link`, `require_same_origin`) and write through (`send`). A write is sent once: the rate limit,
+the URL rule and the redaction apply, but no retry, since a write that failed after it was sent may have
+been applied. Its failures are the `ProviderCallFailed` errors, with the provider's own message
+(`error_message`, the provider's reading of its error body).
 """
 
 from __future__ import annotations
@@ -27,13 +30,21 @@ import random
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from pullbridge.errors import PullFailed, ValidationFailed
+from pullbridge.errors import (
+    ProviderCallFailed,
+    ProviderRateLimited,
+    ProviderRefused,
+    ProviderTimeout,
+    ProviderUnavailable,
+    PullFailed,
+    ValidationFailed,
+)
 from pullbridge.providers.base import RATE_LIMIT_KEYS, QueryParams, check_rate_limit
 from pullbridge.pulls.stats import PullStats
 from pullbridge.retry import backoff_seconds, wait_for
@@ -95,6 +106,7 @@ class PullHttp:
         *,
         rate_limit: tuple[int, float] | None = None,
         request_id_header: str | None = None,
+        error_message: Callable[[Any], str | None] | None = None,
         max_attempts: int = 5,
         max_backoff_seconds: float = 30.0,
         allow_private: bool = False,
@@ -110,6 +122,7 @@ class PullHttp:
         self._stats = stats
         self._rate_limit = rate_limit
         self._request_id_header = request_id_header
+        self._error_message = error_message
         self._max_attempts = max_attempts
         self._max_backoff = max_backoff_seconds
         self._allow_private = allow_private
@@ -139,6 +152,113 @@ class PullHttp:
         upstream."""
         return self._json(self._send("POST", url, params=None, headers=headers, body=body))
 
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        form: Sequence[tuple[str, str]] | None = None,
+        params: QueryParams | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Any, httpx.Response]:
+        """A write, sent once (see the module's docstring); its JSON answer (None when empty) and the
+        response, or a `ProviderCallFailed`."""
+        try:
+            _, query, safe_url = self._target(url, params)
+        except PullFailed as refused:
+            if refused.error_type == "bad_request":
+                raise  # the connection's URL breaks the rule: the caller's to fix (400)
+            raise ProviderUnavailable(
+                refused.message, may_have_applied=False, key=refused.key, data=refused.data
+            ) from refused
+        request = f"{method} {safe_url}"
+        self._wait_for_rate_limit()
+        self._stats.requests += 1
+        content: str | None = None
+        if form is not None:
+            content = urlencode(list(form))
+            headers = {**(headers or {}), "Content-Type": "application/x-www-form-urlencoded"}
+        try:
+            response = self._client.request(
+                method,
+                url,
+                params=query,
+                headers=headers,
+                json=json_body if form is None else None,
+                content=content,
+                follow_redirects=False,
+            )
+        except httpx.ConnectError as exc:
+            raise ProviderUnavailable(
+                f"{request} could not connect: {type(exc).__name__}",
+                may_have_applied=False,
+                key="connection_failed",
+                data=_error_data(None, None, safe_url),
+            ) from exc
+        except httpx.TimeoutException as exc:
+            # A connect timeout never sent the request; any other timeout may have been applied upstream.
+            if isinstance(exc, httpx.ConnectTimeout):
+                raise ProviderUnavailable(
+                    f"{request} could not connect in time",
+                    may_have_applied=False,
+                    key="connection_failed",
+                    data=_error_data(None, None, safe_url),
+                ) from exc
+            raise ProviderTimeout(f"{request} timed out", data=_error_data(None, None, safe_url)) from exc
+        except httpx.TransportError as exc:
+            raise ProviderUnavailable(
+                f"{request} failed: {type(exc).__name__}",
+                may_have_applied=True,
+                key="connection_failed",
+                data=_error_data(None, None, safe_url),
+            ) from exc
+        if not response.is_success:
+            raise self._write_failure(response, request, safe_url)
+        if not response.content.strip():
+            return None, response
+        return self._json(response)
+
+    def _write_failure(self, response: httpx.Response, request: str, safe_url: str) -> ProviderCallFailed:
+        status = response.status_code
+        message = self._provider_message(response)
+        data = _error_data(status, self._request_id(response), safe_url)
+        data["message"] = message
+        described = f"{request} answered {status}" + (f": {message}" if message else "")
+        if status == 429:
+            retry_after = wait_for(
+                response.headers.get("Retry-After"), response.headers.get("Date"), now=time.time()
+            )
+            return ProviderRateLimited(described, retry_after=retry_after, data=data)
+        if status >= 500:
+            return ProviderUnavailable(described, may_have_applied=True, data=data)
+        if 300 <= status < 400:
+            return ProviderUnavailable(described, may_have_applied=False, key="unexpected_redirect", data=data)
+        return ProviderRefused(described, data=data)
+
+    def _provider_message(self, response: httpx.Response) -> str | None:
+        """The provider's message from its error body, at most 500 characters; None without one."""
+        if self._error_message is None:
+            return None
+        try:
+            message = self._error_message(json.loads(response.content))
+        except (ValueError, RecursionError):
+            return None
+        return message[:500] if isinstance(message, str) and message else None
+
+    def _target(self, url: str, params: QueryParams | None) -> tuple[httpx.URL, Any, str]:
+        """The checked URL, its query as pairs, and the URL as errors may show it."""
+        try:
+            target = httpx.URL(url)
+            urlsplit(url).port  # noqa: B018 - reading the port checks its range
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise PullFailed("bad_request", "the provider URL is not a valid URL", key="invalid_url") from exc
+        # As pairs, so a name may repeat (`types[]=a&types[]=b`).
+        query = tuple(params.items() if isinstance(params, Mapping) else params) if params else None
+        safe_url = redact_url(target.copy_merge_params(query) if query else target)
+        self._check_url(target, safe_url)
+        return target, query, safe_url
+
     def _send(
         self,
         method: str,
@@ -148,15 +268,7 @@ class PullHttp:
         headers: Mapping[str, str] | None,
         body: Any,
     ) -> httpx.Response:
-        try:
-            target = httpx.URL(url)
-            urlsplit(url).port  # noqa: B018 - reading the port checks its range
-        except (httpx.InvalidURL, ValueError) as exc:
-            raise PullFailed("bad_request", "the pull URL is not a valid URL", key="invalid_url") from exc
-        # As pairs, so a name may repeat (`types[]=a&types[]=b`).
-        query = tuple(params.items() if isinstance(params, Mapping) else params) if params else None
-        safe_url = redact_url(target.copy_merge_params(query) if query else target)
-        self._check_url(target, safe_url)
+        _, query, safe_url = self._target(url, params)
         request = f"{method} {safe_url}"
         failure: PullFailed | None = None
         for attempt in range(1, self._max_attempts + 1):

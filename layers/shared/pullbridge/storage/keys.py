@@ -23,6 +23,10 @@ ControlTable (pk S, sk S; GSI by_tenant on gsi1pk/gsi1sk, sparse GSI by_due on g
     CONNHEALTH#<conn>, HEALTH              a connection's pulls as its health reports them
     CONSUMER#<id>, CONSUMER                a consumer                (by_tenant: T#<tenant>#CONSUMER)
     CONSUMERNAME#<tenant>#<name>, CONSUMERNAME  a consumer's name, unique in its tenant
+    MUT#<id>, MUT                          a mutation                (by_tenant: T#<tenant>#MUT)
+    MUTKEY#<tenant>#<sha256 of key>, MUTKEY  the mutation an Idempotency-Key started (kept 24 h)
+
+IdempotencyTable (id S): Powertools' Idempotency records of `POST /mutations` (TTL `expiration`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ SUBSCRIPTION_UNIQUENESS_SK = "SUBKEY"
 PULL_SK = "PULL"
 CONSUMER_SK = "CONSUMER"
 CONSUMER_NAME_SK = "CONSUMERNAME"
+MUTATION_SK = "MUT"
+MUTATION_KEY_SK = "MUTKEY"
 HEALTH_KEY = ("HEALTH", "HEALTH")
 """A control key that never exists: readiness reads it."""
 
@@ -143,6 +149,21 @@ def consumers_index(tenant_id: str) -> str:
 
 def consumer_name_pk(tenant_id: str, name: str) -> str:
     return f"CONSUMERNAME#{tenant_id}#{name}"
+
+
+def mutation_pk(mutation_id: str) -> str:
+    return f"MUT#{mutation_id}"
+
+
+def mutations_index(tenant_id: str) -> str:
+    return f"T#{tenant_id}#MUT"
+
+
+def mutation_key_pk(tenant_id: str, idempotency_key: str) -> str:
+    """Where an `Idempotency-Key` points to its mutation: the caller's key hashed, so any text of any
+    length makes a valid key, and the tenant's id in it, so tenants' keys never meet."""
+    digest = hashlib.sha256(f"{tenant_id}\0{idempotency_key}".encode()).hexdigest()
+    return f"MUTKEY#{tenant_id}#{digest}"
 
 
 def record_partition(connection_id: str, collection: str) -> str:

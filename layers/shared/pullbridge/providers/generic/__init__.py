@@ -1,6 +1,6 @@
 """A generic signed source: an HMAC scheme configured per connection in `settings` (`settings.py`), checked
-and read by `webhook.py`, and optionally pulls from a REST collection or an events feed (`pulls.py`),
-configured there too."""
+and read by `webhook.py`, and optionally pulls from a REST collection or an events feed (`pulls.py`) and
+writes (`writes.py`), configured there too."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from pullbridge.providers.base import (
     PullSource,
     ResponseT,
     WebhookRequest,
+    WriteRequest,
+    WrittenRecord,
 )
-from pullbridge.providers.generic import pulls, webhook
+from pullbridge.providers.generic import pulls, webhook, writes
 from pullbridge.providers.generic.settings import validate_settings
 from pullbridge.providers.signing import check_secret
 
@@ -34,6 +36,7 @@ class Generic:
     # The de facto convention; an API without it simply leaves `data.request_id` null.
     request_id_header: ClassVar[str | None] = "X-Request-Id"
     updates_lookback_seconds: ClassVar[float | None] = None
+    write_idempotency_keys: ClassVar[bool] = False
 
     def record_version(self, data: Any) -> float | None:
         return None
@@ -69,6 +72,20 @@ class Generic:
         self, http: ProviderHttp[ResponseT], source: PullSource, since: float, checkpoint: str | None
     ) -> Iterator[ListPage]:
         return pulls.updated_pages(http, source, since, checkpoint)
+
+    def writable_collections(self, settings: Mapping[str, Any]) -> Mapping[str, frozenset[str]]:
+        return writes.writable_collections(settings)
+
+    def write(
+        self, http: ProviderHttp[ResponseT], source: PullSource, request: WriteRequest
+    ) -> WrittenRecord:
+        return writes.write(http, source, request)
+
+    def read_record(self, http: ProviderHttp[ResponseT], source: PullSource, record_id: str) -> Any | None:
+        return writes.read_record(http, source, record_id)
+
+    def error_message(self, body: Any) -> str | None:
+        return writes.error_message(body)
 
 
 PROVIDER = Generic()

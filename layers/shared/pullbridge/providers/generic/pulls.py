@@ -53,7 +53,7 @@ def list_pages(
             data={"field": "api_base_url"},
         )
     base = source.base_url.rstrip("/")
-    headers = _auth_headers(source.credentials)
+    headers = auth_headers(source.credentials)
     if config.mode == "feed":
         yield from _feed_pages(http, config, base, headers, checkpoint)
     else:
@@ -93,7 +93,7 @@ def updated_pages(
         )
     since_filter = {config.updated_since_param: _since_value(since, config.updated_since_format)}
     yield from _rest_pages(
-        http, config, source.base_url.rstrip("/"), _auth_headers(source.credentials), checkpoint, since_filter
+        http, config, source.base_url.rstrip("/"), auth_headers(source.credentials), checkpoint, since_filter
     )
 
 
@@ -112,7 +112,7 @@ def _pull_settings(settings: Mapping[str, Any]) -> GenericSettings:
         raise PullFailed("bad_request", exc.message, key="invalid_settings", data=exc.data) from exc
 
 
-def _auth_headers(credentials: Mapping[str, Any]) -> dict[str, str]:
+def auth_headers(credentials: Mapping[str, Any]) -> dict[str, str]:
     """`{"bearer_token"}` or `{"header_name", "header_value"}`; none at all for a public API."""
     token = credentials.get("bearer_token")
     if token is not None:

@@ -1,5 +1,6 @@
-"""The generic provider's `settings`: its HMAC scheme, and optionally a REST collection or an events feed
-to pull, checked when a connection is written and parsed where they are used."""
+"""The generic provider's `settings`: its HMAC scheme, optionally a REST collection or an events feed to
+pull, and the writes (`mutations`) it may make, checked when a connection is written and parsed where they
+are used."""
 
 from __future__ import annotations
 
@@ -29,10 +30,76 @@ UrlPath = Annotated[str, Field(pattern=r"^/[^\s#]*$", max_length=512)]
 
 QueryParam = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-\[\]]+$", max_length=64)]
 
+CollectionName = Annotated[str, Field(pattern=r"^[a-z0-9_]+$", max_length=64)]
+
+RECORD_ID_PLACEHOLDER = "{record_id}"
+MAX_WRITABLE_COLLECTIONS = 20
+
 DEFAULT_ID_PATH = "id"
 DEFAULT_FEED_PATH = "/events"
 DEFAULT_FEED_TYPE_PATH = "type"
 FEED_CURSOR_PARAM = "cursor"
+
+
+class MutationCall(BaseModel):
+    """How one kind of write is sent: `{"method": "PATCH", "path": "/items/{record_id}"}`, the path on the
+    connection's `api_base_url`, with the record id (percent-encoded) in place of `{record_id}`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    method: Literal["POST", "PUT", "PATCH", "DELETE"]
+    path: UrlPath
+
+
+class ReadCall(BaseModel):
+    """How one record is read back (`GET`): `{"path": "/items/{record_id}"}`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: UrlPath
+
+
+class CollectionMutations(BaseModel):
+    """The writes of one collection: a call per kind it takes (at least one), `read` to read a record back,
+    where the answer holds the object (`answer_path`, e.g. `data`; default the whole answer) and its id
+    (`id_path`; default the pulls' `id_path`, or `id`), and the key the data is sent wrapped in
+    (`body_key`, e.g. `item` sends `{"item": {...}}`; default the data itself). Bodies are JSON."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    create: MutationCall | None = None
+    update: MutationCall | None = None
+    delete: MutationCall | None = None
+    read: ReadCall | None = None
+    id_path: JsonPath | None = None
+    answer_path: JsonPath | None = None
+    body_key: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _check_calls(self) -> CollectionMutations:
+        if self.create is None and self.update is None and self.delete is None:
+            raise ValueError("name at least one of create, update and delete")
+        if self.create is not None and _record_id_placeholders(self.create.path) != 0:
+            raise ValueError("create.path cannot use {record_id}: a create has no id yet")
+        for name, call in (("update", self.update), ("delete", self.delete), ("read", self.read)):
+            if call is not None and _record_id_placeholders(call.path) != 1:
+                raise ValueError(f"{name}.path must hold {{record_id}} exactly once")
+        return self
+
+    def kinds(self) -> frozenset[str]:
+        return frozenset(
+            kind
+            for kind, call in (("create", self.create), ("update", self.update), ("delete", self.delete))
+            if call is not None
+        )
+
+
+def _record_id_placeholders(path: str) -> int:
+    """How many `{record_id}` a path holds; `ValueError` for any other brace."""
+    count = path.count(RECORD_ID_PLACEHOLDER)
+    if "{" in path.replace(RECORD_ID_PLACEHOLDER, "") or "}" in path.replace(RECORD_ID_PLACEHOLDER, ""):
+        raise ValueError("a mutation path takes no placeholder but {record_id}")
+    return count
 
 
 class GenericSettings(BaseModel):
@@ -78,6 +145,15 @@ class GenericSettings(BaseModel):
     feed_action_path: JsonPath | None = None
     feed_occurred_at_path: JsonPath | None = None
 
+    # Writes (mutations): per collection, the calls that make them (`CollectionMutations`).
+    mutations: (
+        Annotated[
+            dict[CollectionName, CollectionMutations],
+            Field(min_length=1, max_length=MAX_WRITABLE_COLLECTIONS),
+        ]
+        | None
+    ) = None
+
     @field_validator("tolerance_seconds", mode="before")
     @classmethod
     def _null_tolerance_is_the_default(cls, value: object) -> object:
@@ -109,6 +185,16 @@ class GenericSettings(BaseModel):
             raise ValueError("updated_since_param is for mode 'rest': a feed's pulls are incremental already")
         if self.updated_since_format is not None and self.updated_since_param is None:
             raise ValueError("updated_since_format needs updated_since_param")
+        return self
+
+    @model_validator(mode="after")
+    def _check_mutations(self) -> GenericSettings:
+        if (
+            self.mutations is not None
+            and self.collection is not None
+            and set(self.mutations) != {self.collection}
+        ):
+            raise ValueError(f"mutations may only name the connection's collection, {self.collection!r}")
         return self
 
     @property
@@ -154,7 +240,7 @@ def validate_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     stored: dict[str, Any] = {}
     try:
         scheme = {key: value for key, value in settings.items() if key in GenericSettings.model_fields}
-        stored = parse_settings(scheme).model_dump()
+        stored = parse_settings(scheme).model_dump(exclude_none=True)
     except InvalidGenericSettings as exc:
         problems.extend(exc.problems)
     if problems:

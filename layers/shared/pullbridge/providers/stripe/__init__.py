@@ -1,6 +1,8 @@
 """Stripe (https://docs.stripe.com/webhooks#verify-manually): `Stripe-Signature: t=<unix>,v1=<hex>[,v1=..]`,
 the hex HMAC-SHA256 of `"{t}.{body}"` keyed with the `whsec_...` secret used as is. Any `v1` entry may
 match; `v0` and unknown schemes are ignored. The event body's `id` is what redeliveries share.
+
+Writes (customers and products) are in `writes.py`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pullbridge.providers.base import (
     ResponseT,
     SettingRule,
     WebhookRequest,
+    WriteRequest,
+    WrittenRecord,
     action_from_type,
     check_rate_limit,
     check_settings,
@@ -36,6 +40,8 @@ from pullbridge.providers.signing import (
     parse_unix_time,
     require_fresh,
 )
+from pullbridge.providers.stripe import writes
+from pullbridge.providers.writes import check_write
 
 SIGNATURE_HEADER = "Stripe-Signature"
 
@@ -158,6 +164,7 @@ class Stripe:
     default_base_url: ClassVar[str | None] = "https://api.stripe.com"
     request_id_header: ClassVar[str | None] = "Request-Id"
     updates_lookback_seconds: ClassVar[float | None] = EVENTS_LOOKBACK_SECONDS
+    write_idempotency_keys: ClassVar[bool] = True
 
     def record_version(self, data: Any) -> float | None:
         return None  # Stripe objects carry no update time; a webhook's version is its event's `created`
@@ -258,6 +265,23 @@ class Stripe:
             yield ListPage(records=records, next_checkpoint=starting_after)
             if starting_after is None:
                 return
+
+    def writable_collections(self, settings: Mapping[str, Any]) -> Mapping[str, frozenset[str]]:
+        return writes.WRITABLE
+
+    def write(
+        self, http: ProviderHttp[ResponseT], source: PullSource, request: WriteRequest
+    ) -> WrittenRecord:
+        check_write("Stripe", writes.WRITABLE, request)
+        base, headers = _request_basics(source)
+        return writes.write(http, base, headers, request)
+
+    def read_record(self, http: ProviderHttp[ResponseT], source: PullSource, record_id: str) -> Any | None:
+        base, headers = _request_basics(source)
+        return writes.read_record(http, base, headers, source.collection, record_id)
+
+    def error_message(self, body: Any) -> str | None:
+        return writes.error_message(body)
 
 
 def _request_basics(source: PullSource) -> tuple[str, dict[str, str]]:

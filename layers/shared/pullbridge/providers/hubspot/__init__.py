@@ -9,6 +9,8 @@ hashes without a timestamp, so they are not accepted.
 
 A delivery is a JSON array of events. `eventId` alone is not unique, so an event's delivery id joins
 `subscriptionId`, `eventId` and `occurredAt`.
+
+Writes (contacts, companies and deals) are in `writes.py`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from pullbridge.providers.base import (
     ResponseT,
     SettingRule,
     WebhookRequest,
+    WriteRequest,
+    WrittenRecord,
     check_boolean,
     check_rate_limit,
     check_settings,
@@ -39,6 +43,7 @@ from pullbridge.providers.base import (
     parse_iso_time,
     parse_json_body,
 )
+from pullbridge.providers.hubspot import writes
 from pullbridge.providers.signing import (
     MILLISECONDS_DIGITS,
     check_secret,
@@ -48,6 +53,7 @@ from pullbridge.providers.signing import (
     read_digest,
     require_fresh,
 )
+from pullbridge.providers.writes import check_write
 
 SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
 LEGACY_SIGNATURE_HEADER = "X-HubSpot-Signature"
@@ -109,6 +115,7 @@ class HubSpot:
     default_base_url: ClassVar[str | None] = "https://api.hubapi.com"
     request_id_header: ClassVar[str | None] = "X-HubSpot-Correlation-Id"
     updates_lookback_seconds: ClassVar[float | None] = None
+    write_idempotency_keys: ClassVar[bool] = False
 
     def record_version(self, data: Any) -> float | None:
         return parse_iso_time(data.get("updatedAt")) if isinstance(data, dict) else None
@@ -201,6 +208,25 @@ class HubSpot:
             yield ListPage(records=records, next_checkpoint=next_checkpoint)
             if next_checkpoint is None:
                 return
+
+    def writable_collections(self, settings: Mapping[str, Any]) -> Mapping[str, frozenset[str]]:
+        return writes.WRITABLE
+
+    def write(
+        self, http: ProviderHttp[ResponseT], source: PullSource, request: WriteRequest
+    ) -> WrittenRecord:
+        check_write("HubSpot", writes.WRITABLE, request)
+        base, headers = _request_basics(source)
+        return writes.write(http, base, headers, _properties(source.settings), request)
+
+    def read_record(self, http: ProviderHttp[ResponseT], source: PullSource, record_id: str) -> Any | None:
+        base, headers = _request_basics(source)
+        return writes.read_record(
+            http, base, headers, _properties(source.settings), source.collection, record_id
+        )
+
+    def error_message(self, body: Any) -> str | None:
+        return writes.error_message(body)
 
 
 def _request_basics(source: PullSource) -> tuple[str, dict[str, str]]:
