@@ -226,8 +226,14 @@ def test_a_timeout_past_the_retries_is_a_server_error_naming_the_unknown_mutatio
         ([], "idempotency_key_reused"),
         ([], "some_other_conflict"),
         ([httpx.ReadTimeout("no answer")], "idempotency_key_reused"),
+        ([httpx.ReadTimeout("no answer")], "outcome_unknown"),
     ],
-    ids=["key-reused", "another-conflict", "key-reused-after-a-lost-answer"],
+    ids=[
+        "key-reused",
+        "another-conflict",
+        "key-reused-after-a-lost-answer",
+        "outcome-unknown-after-a-lost-answer",
+    ],
 )
 def test_other_409s_are_raised_at_once(
     api: FakeApi, client: Client, sleeps: list[float], before: list[Exception], key: str

@@ -48,6 +48,9 @@ KEY_IN_PROGRESS = "idempotency_key_in_progress"
 """The error key of a 409 to a keyed request whose first request with that key is still running."""
 KEY_REUSED = "idempotency_key_reused"
 """The error key of a 409 to a keyed request whose key was used with another body: never retried."""
+OUTCOME_UNKNOWN = "outcome_unknown"
+"""The error key of a 409 to a keyed create the server will not send twice (the provider keeps no
+idempotency keys and the first attempt may have landed): never retried; the caller decides."""
 
 
 def _retryable(response: httpx.Response, *, idempotent: bool, keyed: bool, may_have_run: bool) -> bool:
@@ -60,7 +63,7 @@ def _retryable(response: httpx.Response, *, idempotent: bool, keyed: bool, may_h
         if not keyed:
             return False
         key = _error_key(response)
-        return key == KEY_IN_PROGRESS or (may_have_run and key != KEY_REUSED)
+        return key == KEY_IN_PROGRESS or (may_have_run and key not in (KEY_REUSED, OUTCOME_UNKNOWN))
     return status == 429 or (status >= 500 and idempotent)
 
 
