@@ -159,9 +159,13 @@ def list_events(
     collection: Annotated[str | None, Query(max_length=100)] = None,
     type: Annotated[str | None, Query(max_length=200)] = None,
     source: Annotated[EventSource | None, Query()] = None,
+    record_id: Annotated[
+        str | None,
+        Query(max_length=256, description="One record's events; with connection_id, its log is read"),
+    ] = None,
     wait: Annotated[float, Query(ge=0, le=20)] = 0,
 ) -> EventPage:
-    filters = EventFilters(connection_id, provider, collection, type, source)
+    filters = EventFilters(connection_id, provider, collection, type, source, record_id)
     page = reader.list_events(_tenant(), filters, cursor=cursor, limit=limit, wait=wait)
     return EventPage.model_validate(page, from_attributes=True)
 

@@ -242,3 +242,33 @@ def test_a_change_without_its_object_is_checked_against_the_record_and_writes_no
     record = store.get_record(connection.id, "contacts", "101")
     assert record is not None
     assert (record.data, record.last_event_id) == ({"email": "a@example.com"}, scan_event)
+
+
+def test_one_records_history_is_its_events_in_log_order(
+    api: ModuleType, ingest: ModuleType, api_key: str
+) -> None:
+    """`GET /events?record_id=` (what the console shows beside a record): its events and no other's."""
+    connection_id = _create(api, api_key, "stripe", None)
+    updated = json.loads(CUSTOMER_UPDATED.read_bytes())
+    first = _stripe_webhook(ingest, connection_id, json.dumps(updated).encode())
+    other = json.loads(json.dumps(updated))
+    other["id"], other["data"]["object"]["id"] = "evt_other_1", "cus_someone_else"
+    _stripe_webhook(ingest, connection_id, json.dumps(other).encode())
+    deleted = updated | {"id": "evt_deleted_2", "type": "customer.deleted"}
+    second = _stripe_webhook(ingest, connection_id, json.dumps(deleted).encode())
+
+    record_id = updated["data"]["object"]["id"]
+    status, page = _get(api, api_key, "/events", {"connection_id": connection_id, "record_id": record_id})
+    assert status == 200
+    assert [event["id"] for event in page["data"]] == first + second
+    assert {event["record_id"] for event in page["data"]} == {record_id}
+    status, none = _get(api, api_key, "/events", {"connection_id": connection_id, "record_id": "cus_nobody"})
+    assert (status, none["data"]) == (200, [])
+    # The cursor is bound to the filter: it cannot be replayed on another record's history.
+    status, error = _get(
+        api,
+        api_key,
+        "/events",
+        {"connection_id": connection_id, "record_id": "cus_x", "cursor": page["next_cursor"]},
+    )
+    assert (status, error["error"]["type"]) == (400, "bad_request")

@@ -39,6 +39,8 @@ class EventFilters:
     collection: str | None = None
     type: str | None = None
     source: str | None = None
+    record_id: str | None = None
+    """The events of one upstream record (its history), read from the log like the other filters."""
 
     def scope(self) -> str:
         return scope_of("events", asdict(self))

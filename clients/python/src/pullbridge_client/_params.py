@@ -34,6 +34,7 @@ def event_filters(
     collection: str | None,
     type: str | None,
     source: str | None,
+    record_id: str | None = None,
 ) -> dict[str, str | None]:
     """`GET /events`'s filters."""
     return {
@@ -42,6 +43,7 @@ def event_filters(
         "collection": collection,
         "type": type,
         "source": source,
+        "record_id": record_id,
     }
 
 

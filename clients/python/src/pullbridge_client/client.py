@@ -230,9 +230,11 @@ class Client(ConsumerMethods, MutationMethods):
         collection: str | None = None,
         type: str | None = None,
         source: EventSourceFilter | str | None = None,
+        record_id: str | None = None,
     ) -> Page[Event]:
-        """One page of `GET /events` (a server cursor only: use iter_events to resume a client one)."""
-        filters = event_filters(connection_id, provider, collection, type, source)
+        """One page of `GET /events` (a server cursor only: use iter_events to resume a client one).
+        `record_id` (best with `connection_id`) gives one record's history."""
+        filters = event_filters(connection_id, provider, collection, type, source, record_id)
         params = {"cursor": cursor, "limit": limit, "wait": wait or None, **filters}
         # A long poll holds the request up to `wait` seconds: the read timeout must outlast it.
         body = self.request(
@@ -252,13 +254,14 @@ class Client(ConsumerMethods, MutationMethods):
         collection: str | None = None,
         type: str | None = None,
         source: EventSourceFilter | str | None = None,
+        record_id: str | None = None,
     ) -> EventStream:
         """Every matching event after `cursor` (from the start without one), exactly once, in log order.
 
         The returned stream's `.cursor` is where to resume after the last event it yielded: see
         EventStream. `wait` (0-20 s) is the long poll of each request in `follow` mode.
         """
-        filters = event_filters(connection_id, provider, collection, type, source)
+        filters = event_filters(connection_id, provider, collection, type, source, record_id)
         return EventStream(self, cursor, follow=follow, limit=limit, wait=wait, filters=filters)
 
     def get_event(self, event_id: str) -> Event:
