@@ -189,30 +189,13 @@ class PullHttp:
                 content=content,
                 follow_redirects=False,
             )
-        except httpx.ConnectError as exc:
-            raise ProviderUnavailable(
-                f"{request} could not connect: {type(exc).__name__}",
-                may_have_applied=False,
-                key="connection_failed",
-                data=_error_data(None, None, safe_url),
-            ) from exc
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            # Never sent: the provider cannot have applied it.
+            raise _transport_failure(request, safe_url, exc, may_have_applied=False) from exc
         except httpx.TimeoutException as exc:
-            # A connect timeout never sent the request; any other timeout may have been applied upstream.
-            if isinstance(exc, httpx.ConnectTimeout):
-                raise ProviderUnavailable(
-                    f"{request} could not connect in time",
-                    may_have_applied=False,
-                    key="connection_failed",
-                    data=_error_data(None, None, safe_url),
-                ) from exc
             raise ProviderTimeout(f"{request} timed out", data=_error_data(None, None, safe_url)) from exc
         except httpx.TransportError as exc:
-            raise ProviderUnavailable(
-                f"{request} failed: {type(exc).__name__}",
-                may_have_applied=True,
-                key="connection_failed",
-                data=_error_data(None, None, safe_url),
-            ) from exc
+            raise _transport_failure(request, safe_url, exc, may_have_applied=True) from exc
         if not response.is_success:
             raise self._write_failure(response, request, safe_url)
         if not response.content.strip():
@@ -233,7 +216,9 @@ class PullHttp:
         if status >= 500:
             return ProviderUnavailable(described, may_have_applied=True, data=data)
         if 300 <= status < 400:
-            return ProviderUnavailable(described, may_have_applied=False, key="unexpected_redirect", data=data)
+            return ProviderUnavailable(
+                described, may_have_applied=False, key="unexpected_redirect", data=data
+            )
         return ProviderRefused(described, data=data)
 
     def _provider_message(self, response: httpx.Response) -> str | None:
@@ -421,6 +406,17 @@ def _error_data(
 
 def _failure(error_type: str, key: str, message: str, url: str, attempt: int) -> PullFailed:
     return PullFailed(error_type, message, key=key, data=_error_data(None, None, url, attempt))
+
+
+def _transport_failure(
+    request: str, safe_url: str, exc: Exception, *, may_have_applied: bool
+) -> ProviderUnavailable:
+    return ProviderUnavailable(
+        f"{request} failed: {type(exc).__name__}",
+        may_have_applied=may_have_applied,
+        key="connection_failed",
+        data=_error_data(None, None, safe_url),
+    )
 
 
 def _looks_like_url(value: str) -> bool:
