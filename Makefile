@@ -29,7 +29,7 @@ export SAM_CLI_TELEMETRY := 0
 OFFLINE_AWS_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 	AWS_SESSION_TOKEN=testing
 
-.PHONY: help dev lint build unit integration e2e test bench clean distclean
+.PHONY: help dev lint build unit integration e2e test bench clean distclean chromium
 
 help:
 	@sed -n '3,10s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
@@ -61,6 +61,22 @@ $(DYNALITE):
 		$(NPM) install --prefix "$(CURDIR)" --no-save --no-audit --no-fund --loglevel=error dynalite@4; \
 	else \
 		echo "$(NPM) not found: dynalite is not installed; the tests that need it will be skipped."; \
+	fi
+
+# The console's browser tests drive Debian's Chromium through Playwright (Playwright's own browser
+# download cannot work here). Installed with apt-get when missing and this runs as root; where it cannot
+# be, the tests skip themselves and say why.
+CHROMIUM := /usr/bin/chromium
+
+chromium:
+	@if [ -x $(CHROMIUM) ]; then \
+		:; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for the console's browser tests"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+			|| echo "chromium could not be installed: the console's browser tests will be skipped."; \
+	else \
+		echo "$(CHROMIUM) is missing and cannot be installed here (apt-get as root): the console's browser tests will be skipped."; \
 	fi
 
 # --- running -----------------------------------------------------------------------------------
@@ -102,10 +118,10 @@ unit: $(VENV_STAMP)
 integration: $(VENV_STAMP) $(DYNALITE)
 	$(VENV)/bin/pytest tests/integration $(PYTEST_ARGS)
 
-e2e: $(VENV_STAMP) $(DYNALITE)
+e2e: $(VENV_STAMP) $(DYNALITE) chromium
 	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
 
-test: $(VENV_STAMP) lint build $(DYNALITE)
+test: $(VENV_STAMP) lint build $(DYNALITE) chromium
 	$(VENV)/bin/coverage erase
 	$(VENV)/bin/coverage run -m pytest tests clients/python/tests $(PYTEST_ARGS)
 	$(VENV)/bin/coverage report
@@ -115,7 +131,7 @@ bench: $(VENV_STAMP)
 	@$(VENV)/bin/python -m bench
 
 clean:
-	rm -rf .aws-sam htmlcov .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf .aws-sam htmlcov .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache .hypothesis .artifacts
 	find . \( -path ./.git -o -path ./$(VENV) -o -path ./$(SAM_VENV) -o -path ./node_modules \) -prune \
 		-o -name __pycache__ -type d -prune -exec rm -rf {} +
 

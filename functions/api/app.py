@@ -1,4 +1,4 @@
-"""API: events, connections, health and the OpenAPI document. Wiring only; the work is in `pullbridge`."""
+"""API: every route but the webhooks, the console included. Wiring only; the work is in `pullbridge`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pullbridge import connections as connection_service
+from pullbridge import console
 from pullbridge import records as record_service
 from pullbridge.auth import authenticate
 from pullbridge.consumers import delivery as consumer_leases
@@ -97,8 +98,9 @@ PUBLIC_ROUTES = frozenset({"/health"})
 
 
 def admit(request: APIGatewayProxyEventV2) -> None:
-    """Before any route validates anything: the API key (401), then the body's type and size."""
-    if request.raw_path not in PUBLIC_ROUTES:
+    """Before any route validates anything: the API key (401), then the body's type and size. The
+    console's page and assets need no key: the page signs in in the browser."""
+    if request.raw_path not in PUBLIC_ROUTES and not console.is_console_path(request.raw_path):
         tenant_id = authenticate(store, request.headers.get("authorization"))
         app.append_context(tenant_id=tenant_id)  # type: ignore[no-untyped-call]
         logger.append_keys(tenant_id=tenant_id)
@@ -136,8 +138,18 @@ def openapi_document() -> Response[str]:
 
 @app.get("/docs", summary="Swagger UI for this API", include_in_schema=False)
 def swagger_ui() -> Response[str]:
-    """Behind the key like every route but /health."""
+    """Behind the key like every route but /health and the console."""
     return Response(status_code=200, content_type="text/html", body=swagger_page(_openapi_schema()))
+
+
+@app.get("/console", summary="The console: a web page that signs in with an API key", include_in_schema=False)
+def console_page() -> Response[str]:
+    return console.respond(console.page(), app.current_event.headers.get("if-none-match"))
+
+
+@app.get("/console/assets/<name>", summary="The console's scripts, styles and icon", include_in_schema=False)
+def console_asset(name: Annotated[str, Path(max_length=100)]) -> Response[str]:
+    return console.respond(console.asset(name), app.current_event.headers.get("if-none-match"))
 
 
 @cache

@@ -8,6 +8,7 @@ import base64
 import json
 import logging
 import re
+import sys
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -96,6 +97,14 @@ class HttpServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], stack: RequestHandling) -> None:
         super().__init__(address, _RequestHandler)
         self.stack = stack
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that left before its answer (a browser leaving a long poll, the console's tail) is
+        normal: one line, not socketserver's traceback on stderr."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            logger.info("%s left before its response was sent", client_address[0])
+            return
+        super().handle_error(request, client_address)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):

@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import secrets
 import shlex
+import time
 from dataclasses import dataclass
 
 import httpx
 
 from pullbridge.providers.standard import SECRET_PREFIX
+
+_CREATE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -24,14 +27,19 @@ def new_webhook_secret() -> str:
 
 
 def create_standard_connection(base_url: str, api_key: str, *, name: str = "demo") -> StandardConnection:
-    """Creates a `standard` connection through the stack's own API, as a client would."""
+    """Creates a `standard` connection through the stack's own API, as a client would: a 5xx (which the
+    fault switch, `PULLBRIDGE_FAULTS`, may cause) is retried."""
     webhook_secret = new_webhook_secret()
-    response = httpx.post(
-        f"{base_url}/connections",
-        headers={"authorization": f"Bearer {api_key}"},
-        json={"provider": "standard", "name": name, "webhook_secrets": [webhook_secret]},
-        timeout=10,
-    )
+    for attempt in range(_CREATE_ATTEMPTS):
+        response = httpx.post(
+            f"{base_url}/connections",
+            headers={"authorization": f"Bearer {api_key}"},
+            json={"provider": "standard", "name": name, "webhook_secrets": [webhook_secret]},
+            timeout=30,
+        )
+        if response.status_code < 500 or attempt + 1 == _CREATE_ATTEMPTS:
+            break
+        time.sleep(0.2 * 2**attempt)
     response.raise_for_status()
     created = response.json()
     return StandardConnection(
@@ -67,10 +75,16 @@ curl -sS -w '\\n' "$PB_URL/events?wait=5" -H "authorization: Bearer $PB_KEY"
 """
 
 
+def console_url(base_url: str) -> str:
+    """The web console; the key is typed into its sign-in form, never put in its URL."""
+    return f"{base_url}/console"
+
+
 def banner(base_url: str, api_key: str, dynamodb: str, connection: StandardConnection) -> str:
     return f"""\
 pullbridge is running on {base_url} (Ctrl-C stops it)
   API key:    {api_key}  (tenant "local")
+  Console:    {console_url(base_url)}  (open it and sign in with the API key above)
   DynamoDB:   {dynamodb}
   Connection: {connection.id} ("standard"), webhook secret {connection.webhook_secret}
   Webhooks:   {connection.webhook_url}

@@ -150,6 +150,30 @@ def _exchange_error(address: tuple[str, int], request: bytes) -> tuple[int, str,
     return response.status, str(error["type"]), str(error["key"])
 
 
+def _raise(error: Exception) -> None:
+    raise error
+
+
+def test_a_client_that_leaves_before_its_answer_is_one_log_line_not_a_traceback(
+    stack: LocalStack, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = HttpServer(("127.0.0.1", 0), stack)
+    try:
+        with caplog.at_level("INFO", logger="pullbridge_local.http_server"):
+            for error in (BrokenPipeError(32, "Broken pipe"), ValueError("a real bug")):
+                try:
+                    _raise(error)
+                except (BrokenPipeError, ValueError):
+                    server.handle_error(None, ("127.0.0.1", 50000))
+    finally:
+        server.server_close()
+
+    assert "left before its response was sent" in caplog.text
+    stderr = capsys.readouterr().err
+    assert "BrokenPipeError" not in stderr
+    assert "ValueError: a real bug" in stderr
+
+
 def test_the_listen_queue_takes_a_burst_of_connections() -> None:
     # socketserver's default is 5: a burst of a few dozen connections gets resets.
     assert HttpServer.request_queue_size >= 128

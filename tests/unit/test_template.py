@@ -20,6 +20,8 @@ API_ROUTES = {
     ("GET", "/health"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
+    ("GET", "/console"),
+    ("GET", "/console/assets/{name}"),
     ("GET", "/events"),
     ("GET", "/events/{event_id}"),
     ("POST", "/connections"),
