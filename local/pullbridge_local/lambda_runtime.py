@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import itertools
 import json
 import multiprocessing
 import os
@@ -26,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from pullbridge_local import LOCAL_ACCOUNT_ID, LOCAL_REGION
+from pullbridge_local.faults import FaultPlan
 from pullbridge_local.template import FunctionSpec, HttpRoute
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -80,15 +82,36 @@ class LambdaContext:
 
 
 class FunctionError(Exception):
-    """An invocation failed: the handler raised, timed out or its process died. Its log has the details."""
+    """An invocation failed: the handler raised, timed out or its process died. Its log has the details.
+
+    `error_type` is what Lambda's Invoke API names the failure: `Unhandled` (the handler raised),
+    `Sandbox.Timedout`, `Runtime.ExitError` (the runtime died: a crash, a SIGKILL)."""
+
+    def __init__(self, message: str, *, error_type: str = "Unhandled") -> None:
+        super().__init__(message)
+        self.error_type = error_type
 
 
-def _serve_invocations(spec: FunctionSpec, unset_variables: tuple[str, ...], connection: Connection) -> None:
-    """A worker process: the cold start, then one invocation at a time until the parent hangs up."""
+def _serve_invocations(
+    spec: FunctionSpec,
+    unset_variables: tuple[str, ...],
+    connection: Connection,
+    faults: FaultPlan | None = None,
+    stream: str = "",
+) -> None:
+    """A worker process: the cold start, then one invocation at a time until the parent hangs up.
+
+    With a fault plan, its hooks go in before the function is imported, so every client it makes has them.
+    """
     # Ctrl-C reaches the whole process group; the parent stops its workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in unset_variables:
         os.environ.pop(name, None)
+    injector = None
+    if faults is not None:
+        from pullbridge_local.fault_hooks import install
+
+        injector = install(faults, function=spec.logical_id, stream=stream or spec.logical_id)
     try:
         handler = load_handler(spec)
     except Exception as exc:
@@ -102,6 +125,8 @@ def _serve_invocations(spec: FunctionSpec, unset_variables: tuple[str, ...], con
         except EOFError:
             return
         context = LambdaContext(spec.logical_id, spec.memory_mb, spec.timeout_seconds)
+        if injector is not None:
+            injector.begin_invocation(event, context.aws_request_id)
         try:
             # Lambda answers the result as JSON: a result that JSON cannot carry fails here as it does there.
             connection.send(("result", json.dumps(handler(event, context))))
@@ -111,13 +136,19 @@ def _serve_invocations(spec: FunctionSpec, unset_variables: tuple[str, ...], con
 
 
 class _ExecutionEnvironment:
-    def __init__(self, spec: FunctionSpec, unset_variables: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        unset_variables: tuple[str, ...],
+        faults: FaultPlan | None = None,
+        stream: str = "",
+    ) -> None:
         self._spec = spec
         self._connection, child_connection = _PROCESSES.Pipe()
         self._process = _PROCESSES.Process(
             target=_serve_invocations,
-            args=(spec, unset_variables, child_connection),
-            name=f"lambda-{spec.logical_id}",
+            args=(spec, unset_variables, child_connection, faults, stream),
+            name=f"lambda-{stream or spec.logical_id}",
             daemon=True,
         )
         self._process.start()
@@ -136,7 +167,9 @@ class _ExecutionEnvironment:
         try:
             self._connection.send(event)
         except OSError as exc:
-            raise FunctionError(f"{self._spec.logical_id}'s process is stopped") from exc
+            raise FunctionError(
+                f"{self._spec.logical_id}'s process is stopped", error_type="Runtime.ExitError"
+            ) from exc
         return json.loads(self._receive(self._spec.timeout_seconds))
 
     def _receive(self, timeout_seconds: float) -> Any:
@@ -144,14 +177,33 @@ class _ExecutionEnvironment:
             if not self._connection.poll(timeout_seconds):
                 # As Lambda does, a timed-out environment is discarded, whatever it was doing.
                 self.stop()
-                raise FunctionError(f"{self._spec.logical_id} timed out after {timeout_seconds} s")
+                raise FunctionError(
+                    f"{self._spec.logical_id} timed out after {timeout_seconds} s",
+                    error_type="Sandbox.Timedout",
+                )
             status, payload = self._connection.recv()
         except (EOFError, OSError) as exc:
             self.stop()
-            raise FunctionError(f"{self._spec.logical_id}'s process exited") from exc
+            raise FunctionError(
+                f"{self._spec.logical_id}'s process exited{self._exit_status()}",
+                error_type="Runtime.ExitError",
+            ) from exc
         if status == "error":
             raise FunctionError(f"{self._spec.logical_id} failed: {payload}")
         return payload
+
+    def _exit_status(self) -> str:
+        """As Lambda reports a runtime that died: `Runtime exited with error: signal: killed`."""
+        code = self._process.exitcode
+        if code is None or code == 0:
+            return ""
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = str(-code)
+            return f" (signal: {name})"
+        return f" (exit status {code})"
 
     def stop(self) -> None:
         self._connection.close()
@@ -166,9 +218,13 @@ class LocalFunction:
     when every environment is busy; a failed invocation's environment is reused unless it died.
     """
 
-    def __init__(self, spec: FunctionSpec, *, unset_variables: Iterable[str] = ()) -> None:
+    def __init__(
+        self, spec: FunctionSpec, *, unset_variables: Iterable[str] = (), faults: FaultPlan | None = None
+    ) -> None:
         self.spec = spec
         self._unset_variables = tuple(unset_variables)
+        self._faults = faults
+        self._started = itertools.count(1)
         self._idle: list[_ExecutionEnvironment] = []
         self._all: list[_ExecutionEnvironment] = []
         self._lock = threading.Lock()
@@ -194,15 +250,21 @@ class LocalFunction:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        environment = _ExecutionEnvironment(self.spec, self._unset_variables)
+        with self._lock:
+            stream = f"{self.spec.logical_id}#{next(self._started)}"
+        environment = _ExecutionEnvironment(self.spec, self._unset_variables, self._faults, stream)
         with self._lock:
             self._all.append(environment)
         return environment
 
     def _release(self, environment: _ExecutionEnvironment) -> None:
         with self._lock:
-            if environment.alive and environment in self._all:
+            if environment not in self._all:
+                return
+            if environment.alive:
                 self._idle.append(environment)
+            else:  # it timed out or died (a SIGKILL of the fault switch): the next invocation starts anew
+                self._all.remove(environment)
 
 
 def _joined(pairs: Iterable[tuple[str, str]], *, lower_names: bool) -> dict[str, str]:

@@ -8,22 +8,47 @@ This keeps moto's own transaction code and its semantics (conditions, cancellati
 and makes only the backup cheap: a new table object that shares every partition the transaction does not
 name, with copies of the partitions and the items it names. That suffices because moto's `Put`
 and `Delete` replace or remove index entries, and only `Update` changes an item object in place.
+
+It also keeps `ClientRequestToken`, which moto ignores: as on DynamoDB, a `TransactWriteItems` that
+repeats a token of the last 10 minutes' successful transactions succeeds again without writing anything
+(with other parameters, it is refused with `IdempotentParameterMismatchException`). botocore sends the
+same token with each retry of one call, so a retry after a timeout whose transaction landed (the fault
+switch's `dynamodb.timeout`) succeeds, as it does on DynamoDB, instead of failing its own conditions.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import threading
-from collections import defaultdict
+import time
+from collections import OrderedDict, defaultdict
 from typing import Any
 
+from moto.core.responses import ActionResult
 from moto.dynamodb import models as dynamodb_models
+from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler
 
 _prepared = threading.local()
 _original_transact_write_items = DynamoDBBackend.transact_write_items
+_original_transact_write_items_action = DynamoHandler.transact_write_items
+_TOKEN_SECONDS = 600
+_tokens: OrderedDict[str, tuple[float, str]] = OrderedDict()
+"""Each successful transaction's token: when it completed, and a digest of its parameters."""
+_tokens_lock = threading.Lock()
+
+
+class IdempotentParameterMismatchException(DynamodbException):
+    def __init__(self) -> None:
+        super().__init__(
+            ERROR_TYPE_PREFIX + "IdempotentParameterMismatchException",
+            message="The request uses the same client token as a previous, but non-identical request.",
+        )
 
 
 class _BackupAwareCopy:
@@ -91,9 +116,32 @@ def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, 
         _prepared.backups = None
 
 
+def _idempotent_transact_write_items(self: DynamoHandler) -> Any:
+    token = self.body.get("ClientRequestToken")
+    if not token:
+        return _original_transact_write_items_action(self)
+    parameters = {name: value for name, value in self.body.items() if name != "ClientRequestToken"}
+    digest = hashlib.sha256(json.dumps(parameters, sort_keys=True, default=repr).encode()).hexdigest()
+    with _tokens_lock:
+        now = time.monotonic()
+        while _tokens and next(iter(_tokens.values()))[0] < now - _TOKEN_SECONDS:
+            _tokens.popitem(last=False)
+        seen = _tokens.get(token)
+    if seen is not None:
+        if seen[1] != digest:
+            raise IdempotentParameterMismatchException
+        # What a successful transaction answers, without writing again.
+        return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
+    result = _original_transact_write_items_action(self)
+    with _tokens_lock:
+        _tokens[token] = (time.monotonic(), digest)
+    return result
+
+
 def install() -> None:
     """Idempotent; every embedded DynamoDB server calls it before it serves."""
     if DynamoDBBackend.transact_write_items is _transact_write_items:
         return
     dynamodb_models.copy = _BackupAwareCopy()  # type: ignore[attr-defined,assignment]
     DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+    DynamoHandler.transact_write_items = _idempotent_transact_write_items  # type: ignore[method-assign]

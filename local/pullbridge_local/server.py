@@ -8,9 +8,12 @@ import logging
 import os
 import re
 import secrets
+import tempfile
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from enum import Enum
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -22,6 +25,7 @@ from pullbridge.settings import StorageSettings
 from pullbridge.storage import Store
 from pullbridge_local import LOCAL_ACCESS_KEY, LOCAL_REGION
 from pullbridge_local.dynamodb import EmbeddedDynamoDB, dynamodb_client
+from pullbridge_local.faults import FaultLog, FaultPlan
 from pullbridge_local.http_server import (
     HttpRequest,
     HttpResponse,
@@ -46,6 +50,13 @@ LOCAL_TENANT_ID = "local"
 # Environment a deployment has but a laptop must not: a real secret's ARN, a real AWS identity.
 _LAMBDA_INVOKE_PATH = re.compile(r"/2015-03-31/functions/([^/]+)/invocations")
 _DEPLOYMENT_ONLY_VARIABLES = ("CURSOR_SECRET_ARN", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+# Lambda waits about a minute before retrying a failed asynchronous invocation, and two before the next.
+_ASYNC_RETRY_DELAYS_SECONDS = (60.0, 120.0)
+
+
+class Faults(Enum):
+    FROM_ENVIRON = "environ"
+    """Read `PULLBRIDGE_FAULTS` (and its seed and log) from this process's environment: off when unset."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,10 @@ class LocalStack:
     `function_environment`; this process's own environment is left as it is. Private provider URLs are
     allowed unless this process's `PULLBRIDGE_ALLOW_PRIVATE_URLS` says otherwise (e.g. `0`, to try the
     production rule locally).
+
+    Faults (`pullbridge_local.faults`) are injected into the functions' workers when this process's
+    `PULLBRIDGE_FAULTS` is set, or `faults` names a plan; `faults=None` keeps them off whatever the
+    environment says. Every fault is a line of `fault_log`.
     """
 
     def __init__(
@@ -125,6 +140,8 @@ class LocalStack:
         first_scheduled_run_after_seconds: float = 2.0,
         template_path: Path = DEFAULT_TEMPLATE_PATH,
         function_environment: Mapping[str, str] | None = None,
+        faults: FaultPlan | Faults | None = Faults.FROM_ENVIRON,
+        async_retry_delays_seconds: tuple[float, ...] = _ASYNC_RETRY_DELAYS_SECONDS,
     ) -> None:
         self.api_key = api_key or new_api_key()
         self._requested_port = port
@@ -135,6 +152,11 @@ class LocalStack:
         self._template_path = template_path
         self._allow_private_urls = os.environ.get("PULLBRIDGE_ALLOW_PRIVATE_URLS") or "1"
         self._function_environment = dict(function_environment or {})
+        self._faults = FaultPlan.from_environ() if faults is Faults.FROM_ENVIRON else faults
+        self._async_retry_delays_seconds = async_retry_delays_seconds
+        self.failed_async_invocations: list[dict[str, Any]] = []
+        """What Lambda would send to a function's `OnFailure` destination: asynchronous invocations that
+        failed after their retries (the puller's go to `PullerFailureQueue` when deployed)."""
         self._embedded_dynamodb: EmbeddedDynamoDB | None = None
         self._http_server: ThreadingHTTPServer | None = None
         self._http_thread: threading.Thread | None = None
@@ -147,6 +169,21 @@ class LocalStack:
         if self._http_server is None:
             raise RuntimeError("LocalStack is not started")
         return f"http://127.0.0.1:{self._http_server.server_port}"
+
+    @property
+    def faults(self) -> FaultPlan | None:
+        """The fault plan the functions run under (its log path set once started), None when off."""
+        return self._faults if isinstance(self._faults, FaultPlan) else None
+
+    @property
+    def fault_log(self) -> FaultLog | None:
+        plan = self.faults
+        return FaultLog(plan.log_path) if plan is not None and plan.log_path is not None else None
+
+    def injected_faults(self) -> list[dict[str, Any]]:
+        """Every fault the functions injected so far, as the fault log holds them."""
+        log = self.fault_log
+        return log.read() if log is not None else []
 
     @property
     def dynamodb_endpoint(self) -> str:
@@ -174,8 +211,11 @@ class LocalStack:
         # Bound before the functions start: PUBLIC_BASE_URL needs the port, which may be chosen here.
         self._http_server = HttpServer(("127.0.0.1", self._requested_port), self)
         specs = functions(template, table_names=table_names, template_dir=self._template_path.parent)
+        self._start_faults()
         self._functions = {
-            logical_id: LocalFunction(self._local_spec(spec), unset_variables=_DEPLOYMENT_ONLY_VARIABLES)
+            logical_id: LocalFunction(
+                self._local_spec(spec), unset_variables=_DEPLOYMENT_ONLY_VARIABLES, faults=self.faults
+            )
             for logical_id, spec in specs.items()
         }
         for function in self._functions.values():
@@ -193,13 +233,28 @@ class LocalStack:
         if self._run_schedules:
             self._scheduler = Scheduler(
                 [
-                    ScheduledJob(logical_id, rate, functools.partial(self.invoke_schedule, logical_id))
+                    ScheduledJob(logical_id, rate, functools.partial(self._run_schedule, logical_id))
                     for logical_id, spec in specs.items()
                     for rate in spec.schedules
                 ],
                 first_run_after_seconds=self._first_scheduled_run_after_seconds,
             )
             self._scheduler.start()
+
+    def _start_faults(self) -> None:
+        plan = self.faults
+        if plan is None:
+            return
+        if plan.log_path is None:
+            descriptor, name = tempfile.mkstemp(prefix="pullbridge-faults-", suffix=".jsonl")
+            os.close(descriptor)
+            plan = self._faults = plan.with_log(Path(name))
+        logger.warning(
+            "fault injection on: PULLBRIDGE_FAULTS=%s PULLBRIDGE_FAULTS_SEED=%d, logged to %s",
+            plan,
+            plan.seed,
+            plan.log_path,
+        )
 
     def stop(self) -> None:
         if self._scheduler is not None:
@@ -227,6 +282,12 @@ class LocalStack:
             raise ValueError(f"the template gives {function_logical_id} no schedule")
         return function.invoke(scheduled_event(f"{function_logical_id}-local"))
 
+    def _run_schedule(self, function_logical_id: str) -> None:
+        """A tick of the schedule: EventBridge Scheduler invokes asynchronously, so a failed run is retried
+        and then reported as Lambda does any asynchronous invocation."""
+        function = self._functions[function_logical_id]
+        self._invoke_asynchronously(function, scheduled_event(f"{function_logical_id}-local"))
+
     def handle_http(self, request: HttpRequest) -> HttpResponse:
         target = urlsplit(request.target)
         invocation = _LAMBDA_INVOKE_PATH.fullmatch(target.path)
@@ -246,13 +307,17 @@ class LocalStack:
             source_ip=request.source_ip,
         )
         try:
-            return http_response(self._functions[match.function_id].invoke(event))
+            response = http_response(self._functions[match.function_id].invoke(event))
         except FunctionError as exc:
-            # The traceback is already in the function's own log, as on CloudWatch.
+            # The traceback is already in the function's own log, as on CloudWatch. An HTTP API answers a
+            # function that failed, timed out or died (a crash, a SIGKILL) with 500.
             logger.error("%s on %s %s", exc, request.method, target.path)  # noqa: TRY400
-            return error_response(
+            response = error_response(
                 500, "internal", "the function failed; see the local stack's log", "function_error"
             )
+        # API Gateway names each request in its answer: the id the function saw, and the fault log names.
+        request_id = event["requestContext"]["requestId"]
+        return replace(response, headers=[*response.headers, ("apigw-requestid", request_id)])
 
     def _invoke_lambda(self, function_name: str, request: HttpRequest) -> HttpResponse:
         """Lambda's Invoke API, so a function can start another as it does on AWS (the API starting a
@@ -267,18 +332,44 @@ class LocalStack:
             "x-amz-invocation-type", "RequestResponse"
         )
         if invocation_type == "Event":
-            threading.Thread(target=self._invoke_quietly, args=(function, payload), daemon=True).start()
+            threading.Thread(
+                target=self._invoke_asynchronously, args=(function, payload), daemon=True
+            ).start()
             return HttpResponse(202, [("content-type", "application/json")], b"")
-        return HttpResponse(
-            200, [("content-type", "application/json")], json.dumps(function.invoke(payload)).encode()
-        )
-
-    @staticmethod
-    def _invoke_quietly(function: LocalFunction, payload: dict[str, Any]) -> None:
         try:
-            function.invoke(payload)
+            result = function.invoke(payload)
         except FunctionError as exc:
-            logger.error("asynchronous invocation failed: %s", exc)  # noqa: TRY400 - logged by the worker
+            # Lambda answers a failed synchronous invocation 200, naming the failure in a header.
+            error = {"errorMessage": str(exc), "errorType": exc.error_type}
+            headers = [("content-type", "application/json"), ("x-amz-function-error", "Unhandled")]
+            return HttpResponse(200, headers, json.dumps(error).encode())
+        return HttpResponse(200, [("content-type", "application/json")], json.dumps(result).encode())
+
+    def _invoke_asynchronously(self, function: LocalFunction, payload: dict[str, Any]) -> None:
+        """As Lambda runs an `Event` invocation: a failure is retried `MaximumRetryAttempts` times (the
+        template's `EventInvokeConfig`, 2 by default), then goes to the `OnFailure` destination, here
+        `failed_async_invocations`."""
+        attempts, error = 1 + function.spec.async_retry_attempts, ""
+        for attempt in range(attempts):
+            try:
+                function.invoke(payload)
+            except FunctionError as exc:
+                logger.error(  # noqa: TRY400 - the traceback is in the worker's own log
+                    "asynchronous invocation of %s failed (attempt %d of %d): %s",
+                    function.spec.logical_id,
+                    attempt + 1,
+                    attempts,
+                    exc,
+                )
+                error = str(exc)
+            else:
+                return
+            if attempt + 1 < attempts:
+                delays = self._async_retry_delays_seconds
+                time.sleep(delays[min(attempt, len(delays) - 1)] if delays else 0.0)
+        self.failed_async_invocations.append(
+            {"function": function.spec.logical_id, "payload": payload, "attempts": attempts, "error": error}
+        )
 
     def _local_spec(self, spec: FunctionSpec) -> FunctionSpec:
         """The template's function as the local stack runs it: the caller's variables come last, so they

@@ -81,6 +81,8 @@ class FunctionSpec:
     """Each schedule's rate, in seconds."""
     timeout_seconds: int
     memory_mb: int
+    async_retry_attempts: int = 2
+    """Lambda's retries of a failed asynchronous invocation: `EventInvokeConfig.MaximumRetryAttempts`."""
 
 
 def load_template(path: Path | None = None) -> dict[str, Any]:
@@ -248,5 +250,6 @@ def functions(
             schedules=_schedules(events),
             timeout_seconds=int(properties.get("Timeout", 3)),
             memory_mb=int(properties.get("MemorySize", 128)),
+            async_retry_attempts=int(properties.get("EventInvokeConfig", {}).get("MaximumRetryAttempts", 2)),
         )
     return specs

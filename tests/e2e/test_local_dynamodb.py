@@ -32,7 +32,11 @@ def client(embedded: EmbeddedDynamoDB) -> DynamoDBClient:
 def test_tables_are_created_from_the_template_with_a_prefix(client: DynamoDBClient) -> None:
     names = create_tables(client, load_template(), prefix="dev-")
 
-    assert names == {"EventsTable": "dev-EventsTable", "ControlTable": "dev-ControlTable"}
+    assert names == {
+        "EventsTable": "dev-EventsTable",
+        "ControlTable": "dev-ControlTable",
+        "IdempotencyTable": "dev-IdempotencyTable",
+    }
     control = client.describe_table(TableName="dev-ControlTable")["Table"]
     assert control["TableStatus"] == "ACTIVE"
     assert [index["IndexName"] for index in control.get("GlobalSecondaryIndexes", [])] == [

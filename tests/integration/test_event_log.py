@@ -420,6 +420,23 @@ def test_a_writer_waits_for_a_lease_another_holds_and_commits_once_it_is_given_b
     assert _labels(store) == _labels(store, connection.id) == ["a1", "a2"]
 
 
+def test_a_retried_lease_whose_first_attempt_landed_is_still_ours(
+    settings: ApiSettings, store: Store, connection: StoredConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """botocore retries an `UpdateItem` whose answer timed out with the same request: the lease its first
+    attempt took must read as this writer's, not as another's to wait out (the fault switch's
+    `dynamodb.timeout` found this)."""
+    from pullbridge.storage import log_heads
+
+    store.append(TENANT, connection.id, [_draft(connection, "a1")])
+    monkeypatch.setattr(log_heads.secrets, "token_hex", lambda _: "retried-token")
+    log_key = connection_log(TENANT, connection.id)
+    first_attempt = store._lease_head(log_key)  # landed; pretend its answer was lost
+    assert store._lease_head(log_key) == first_attempt == "retried-token"
+    monkeypatch.setattr(log_heads.secrets, "token_hex", lambda _: "another-writer")
+    assert store._lease_head(log_key) is None
+
+
 # --- a commit moving the head right now: what DynamoDB answers, and what the writers and readers do ------
 
 

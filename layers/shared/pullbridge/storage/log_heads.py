@@ -79,7 +79,9 @@ class LogHeads(StoreCore):
                 TableName=self._events_table,
                 Key={"pk": s(log_key), "sk": n(HEAD_POSITION)},
                 UpdateExpression="SET #owner = :me, #until = :until",
-                ConditionExpression="attribute_not_exists(#until) OR #until < :now",
+                # `#owner = :me`: botocore's retry of this very call, after a timeout whose write landed,
+                # finds the lease its first attempt took; it is ours, not another writer's.
+                ConditionExpression="attribute_not_exists(#until) OR #until < :now OR #owner = :me",
                 ExpressionAttributeNames={"#owner": "lease_owner", "#until": "lease_until"},
                 ExpressionAttributeValues={
                     ":me": s(token),
