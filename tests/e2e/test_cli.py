@@ -25,6 +25,7 @@ from tests.fakes.provider_server import FakeProviderServer
 from tests.paths import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
+RESTORE_CTRL_C = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
 
 Run = Callable[..., Result]
 RESUME = "resume with: --cursor "
@@ -307,7 +308,9 @@ def test_ctrl_c_on_a_follow_prints_the_cursor_that_resumes_after_the_last_event(
         "PULLBRIDGE_URL": local_stack.url,
         "PULLBRIDGE_API_KEY": local_stack.api_key,
     }
-    command = [sys.executable, "-c", "from pullbridge_client.cli import main; main()"]
+    # Ctrl-C as a terminal delivers it, even where this run was started with SIGINT ignored (a background
+    # job of a non-interactive shell), which the child would inherit.
+    command = [sys.executable, "-c", RESTORE_CTRL_C + "from pullbridge_client.cli import main; main()"]
     tail = subprocess.Popen(
         [*command, "events", "tail", "--follow", "--json", "--connection", connection["id"]],
         cwd=REPO_ROOT,

@@ -25,6 +25,7 @@ from tests.e2e.test_cli import run as run  # the fixture  # noqa: PLC0414
 from tests.paths import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
+RESTORE_CTRL_C = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
 
 
 class Source:
@@ -189,7 +190,9 @@ def test_ctrl_c_on_tail_exits_130_and_acks_what_it_printed(
     (sent,) = source.send(1)
     _ok(run("consumers", "create", name, "--filter-connection", source.id))
     environment = {**os.environ, "PULLBRIDGE_URL": local_stack.url, "PULLBRIDGE_API_KEY": local_stack.api_key}
-    command = [sys.executable, "-c", "from pullbridge_client.cli import main; main()"]
+    # Ctrl-C as a terminal delivers it, even where this run was started with SIGINT ignored (a background
+    # job of a non-interactive shell), which the child would inherit.
+    command = [sys.executable, "-c", RESTORE_CTRL_C + "from pullbridge_client.cli import main; main()"]
     tail = subprocess.Popen(
         [*command, "consumers", "tail", name, "--json"],
         cwd=REPO_ROOT,

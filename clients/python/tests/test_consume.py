@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _thread
 import json
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -308,10 +309,14 @@ def test_max_events_bounds_what_is_received(api: FakeConsumer, client: Client) -
 
 
 def test_ctrl_c_lets_the_running_handler_finish_and_gives_back_what_had_not_started(
-    api: FakeConsumer, client: Client
+    api: FakeConsumer, client: Client, request: pytest.FixtureRequest
 ) -> None:
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("Ctrl-C is delivered to the main thread, and this test runs in another")
+    # Python's own Ctrl-C handler, even where this run was started with SIGINT ignored (a background job
+    # of a non-interactive shell): `interrupt_main` does nothing then.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
 
     def handle(event: Event) -> None:
         if event.id == "evt_0001":
