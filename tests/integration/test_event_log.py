@@ -524,3 +524,47 @@ def test_a_head_moving_commit_stopped_by_its_guard_takes_no_position(
         store.append(TENANT, connection.id, [_draft(connection, "c", delivery=False)])
     assert next_commit.names == ["TransactWriteItems"]
     assert _labels(store) == ["a", "c"]
+
+
+# --- an `ADD` that botocore sent twice (its first attempt landed, then timed out) --------------------
+
+
+def _land_then_time_out_once(client: Any, operation: str) -> None:
+    """The next `operation` reaches the table and is applied, then its answer is lost (a read timeout):
+    botocore sends it again, as it does after any timeout."""
+    from botocore.httpsession import URLLib3Session
+
+    def land(request: Any, **_: Any) -> None:
+        client.meta.events.unregister(f"before-send.dynamodb.{operation}", land)
+        URLLib3Session(timeout=10).send(request).content  # noqa: B018 - read it whole: it landed
+        raise ReadTimeoutError(endpoint_url=request.url, error="Read timed out.")
+
+    client.meta.events.register(f"before-send.dynamodb.{operation}", land)
+
+
+def test_positions_of_an_add_sent_twice_keep_when_the_positions_before_them_were_taken(
+    store: Store, connection: StoredConnection, settings: ApiSettings
+) -> None:
+    # Found by the soak: the retried `ADD` sets `alloc_at` to the value its first attempt set, and the
+    # local DynamoDB leaves an attribute set to its own value out of `UPDATED_OLD`. The writer's rows then
+    # said the positions before them were taken at 0 (expired history), so readers skipped that gap
+    # without fencing it, and an event committed into it later was behind every reader.
+    store.append(TENANT, connection.id, [_draft(connection, "first")])
+    store._allocate(TENANT, connection.id, 1)  # another writer holds position 2, not yet committed
+    store._contended_until[tenant_log(TENANT)] = time.time() + 60  # positions go by `ADD`
+    _land_then_time_out_once(store._client, "UpdateItem")
+
+    store.append(TENANT, connection.id, [_draft(connection, "after")])  # positions 3 (orphaned) and 4
+
+    rows = store._client.query(
+        TableName=settings.events_table,
+        KeyConditionExpression="pk = :pk AND sk > :zero",
+        ExpressionAttributeValues={":pk": {"S": tenant_log(TENANT)}, ":zero": {"N": "0"}},
+        ConsistentRead=True,
+    )["Items"]
+    (row,) = [item for item in rows if item.get("kind", {}).get("S") == "event" and item["sk"]["N"] == "4"]
+    assert int(row["prev_at"]["N"]) > (time.time() - 60) * 1000
+    # A reader within the write deadline waits at the gap (2 and 3): it does not pass it
+    read = store.read_log(TENANT, None, 0, 100)
+    assert [event.document["data"]["label"] for event in read.events] == ["first"]
+    assert read.position == 1

@@ -21,8 +21,10 @@ from pullbridge.errors import (
     ProviderRefused,
     ProviderTimeout,
     ProviderUnavailable,
+    StorageUnavailable,
 )
 from pullbridge.models import ConnectionCreate
+from pullbridge.mutations import service
 from pullbridge.mutations.idempotency import IdempotentMutations
 from pullbridge.mutations.models import Mutation, MutationCreate
 from pullbridge.mutations.service import Mutations, answer, get_mutation
@@ -414,6 +416,39 @@ def test_an_unknown_create_at_a_provider_without_keys_is_not_sent_twice(
     assert unknown.value.key == "outcome_unknown"
     assert len(server.dataset("github", "issues")) == 1
     assert len([r for r in writes_to(server, case) if r.method == "POST"]) == 1
+
+
+def test_a_run_that_failed_after_its_commit_is_answered_from_its_event_and_not_sent_again(
+    store: Store,
+    local_settings: ApiSettings,
+    server: FakeProviderServer,
+    runner: IdempotentMutations,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Found by the soak (bench/soak): the last save of a mutation failed after its event was committed; the
+    # retry with its key answered 409 outcome_unknown and left it `pending`, its event naming no mutation.
+    case = BY_PROVIDER["github"]  # no idempotency keys upstream: a create is never sent twice
+    connection = connect(store, local_settings, server, case)
+    saved = service.save_mutation
+
+    def fail_the_last_save(store: Store, mutation: Any) -> None:
+        if mutation.status == "succeeded":
+            monkeypatch.setattr(service, "save_mutation", saved)
+            raise StorageUnavailable("storage failed; retry later")
+        saved(store, mutation)
+
+    monkeypatch.setattr(service, "save_mutation", fail_the_last_save)
+    with pytest.raises(StorageUnavailable):
+        mutate(runner, connection, case.collection, "create", data=case.create, key="after-commit")
+    (event,) = logged(store, connection.id)
+
+    recovered = mutate(runner, connection, case.collection, "create", data=case.create, key="after-commit")
+
+    assert (recovered.status, recovered.event_id) == ("succeeded", event["id"])
+    assert (recovered.record_id, recovered.record) == (event["record_id"], event["data"])
+    assert get_mutation(store, TENANT, recovered.id).status == "succeeded"
+    assert len([r for r in writes_to(server, case) if r.method == "POST"]) == 1
+    assert len(logged(store, connection.id)) == 1
 
 
 def test_an_unknown_update_of_a_record_deleted_since_is_refused_after_reading(

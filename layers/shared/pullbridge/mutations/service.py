@@ -28,7 +28,7 @@ from pullbridge.errors import (
     PullFailed,
 )
 from pullbridge.hashing import content_hash
-from pullbridge.ids import new_id
+from pullbridge.ids import event_position, new_id
 from pullbridge.mutations.models import Mutation, MutationCreate, MutationPage
 from pullbridge.mutations.planning import (
     Step,
@@ -100,6 +100,10 @@ class Mutations:
         step = next_step(existing.status if existing else None, existing.error if existing else None)
         if existing is not None and step is Step.ANSWER:
             return _outcome(existing)
+        if existing is not None and step is Step.RECOVER:
+            logged = self._logged(tenant_id, existing)
+            if logged is not None:
+                return logged
         mutation = existing or self._start(tenant_id, connection, request, idempotency_key, now)
         write = WriteRequest(
             collection=request.collection,
@@ -112,6 +116,18 @@ class Mutations:
         return self._write(
             tenant_id, connection, provider, source, mutation, write, recover=step is Step.RECOVER
         )
+
+    def _logged(self, tenant_id: str, mutation: StoredMutation) -> Outcome | None:
+        """A run that died after its commit (its last save failed, or its worker died): the write landed
+        and its event is in the log, under the mutation's delivery id. It succeeded; nothing is sent again."""
+        event_ids = self._store.logged_as(mutation.connection_id, _delivery_id(mutation))
+        position = event_position(event_ids[0]) if event_ids else None
+        event = self._store.get_event(tenant_id, position) if position is not None else None
+        if event is None:
+            return None
+        mutation.record_id = event.get("record_id")
+        self._end(mutation, "succeeded", record=event.get("data"), event_id=event_ids[0])
+        return _outcome(mutation)
 
     def _keyed(self, tenant_id: str, idempotency_key: str, now: float) -> StoredMutation | None:
         mutation_id = mutation_for_key(self._store, tenant_id, idempotency_key, now)
@@ -268,7 +284,7 @@ class Mutations:
         draft = EventDraft(
             connection.id,
             document,
-            delivery_id=f"mutation:{mutation.id}",
+            delivery_id=_delivery_id(mutation),
             snapshot=SnapshotChange(
                 connection.id,
                 mutation.collection,
@@ -303,6 +319,11 @@ class Mutations:
         mutation.error = dict(error) if error is not None else None
         mutation.updated_at = self._clock()
         save_mutation(self._store, mutation)
+
+
+def _delivery_id(mutation: StoredMutation) -> str:
+    """What the mutation's event is logged as, once: a run that repeats the commit finds it."""
+    return f"mutation:{mutation.id}"
 
 
 def _still_unknown(mutation: StoredMutation, why: str) -> Conflict:

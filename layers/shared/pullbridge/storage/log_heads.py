@@ -127,7 +127,11 @@ class LogHeads(StoreCore):
                     UpdateExpression="ADD #seq :size SET #at = :now",
                     ExpressionAttributeNames={"#seq": "seq", "#at": "alloc_at"},
                     ExpressionAttributeValues={":size": n(size), ":now": n(now_ms)},
-                    ReturnValues="UPDATED_OLD",
+                    # The head as it was, whole: botocore's retry of an `ADD` whose first attempt landed
+                    # sets `alloc_at` to the value it already holds, and an attribute set to its own
+                    # value may be left out of `UPDATED_OLD` (the local DynamoDB does so). Without it the
+                    # rows would say the positions before them were taken at 0, and readers skip the gap.
+                    ReturnValues="ALL_OLD",
                 )
                 break
             except ClientError as exc:

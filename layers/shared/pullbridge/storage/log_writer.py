@@ -407,10 +407,15 @@ class LogWriter(LogHeads):
     def _claimed_ids(self, draft: EventDraft, old_item: Item) -> list[str]:
         """The event ids an earlier delivery of `draft` was stored under."""
         if not old_item and draft.delivery_id is not None:
-            with storage_errors():
-                old_item = self._client.get_item(
-                    TableName=self._events_table,
-                    Key={"pk": s(dedupe_key(draft.connection_id, draft.delivery_id)), "sk": n(0)},
-                    ConsistentRead=True,
-                ).get("Item", {})
+            return self.logged_as(draft.connection_id, draft.delivery_id)
         return [value["S"] for value in old_item.get("event_ids", {}).get("L", [])]
+
+    def logged_as(self, connection_id: str, delivery_id: str) -> list[str]:
+        """The event ids a delivery was logged as (its dedupe claim, read consistently); [] if it was not."""
+        with storage_errors():
+            item = self._client.get_item(
+                TableName=self._events_table,
+                Key={"pk": s(dedupe_key(connection_id, delivery_id)), "sk": n(0)},
+                ConsistentRead=True,
+            ).get("Item", {})
+        return [value["S"] for value in item.get("event_ids", {}).get("L", [])]
