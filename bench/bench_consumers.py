@@ -7,7 +7,9 @@
 - `consumer_requests_per_event`: the DynamoDB requests the API made during those consumer runs, per event
   delivered and acked. They are counted at the DynamoDB endpoint, a moto server in a process of its own
   behind a counting WSGI layer (`CountingApp`): the functions run in other processes, where no botocore
-  hook can reach. Every request that arrives counts, a retried one each time, a refused one too.
+  hook can reach. Every request that arrives counts, a retried one each time, a refused one too. The
+  `Query`s and `GetItem`s are also told apart by what they read (`read_kind`: the log, a consumer's own
+  items, its record, an API key).
 - `consumer_redelivery_ms_p50`/`_p99`: from a lease's expiry (`lease_expires_at`, `ack_wait_seconds=1`) to
   the event's redelivery reaching a worker blocked in `receive` with `wait=20`. Webhooks arrive at random
   moments; a waiting worker takes each and leaves it unacked, and its lease runs out while both workers
@@ -16,6 +18,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import multiprocessing
@@ -75,6 +78,26 @@ def operation_of(environ: WSGIEnvironment) -> str:
     return target.rpartition(".")[2] or "other"
 
 
+def read_kind(environ: WSGIEnvironment) -> str:
+    """What a `Query` or a `GetItem` reads, by its partition: "log" (a tenant's or a connection's log),
+    "consumer" (a consumer's head, state, dead letters or receipts), "consumer record", "API key", or
+    "other". The body is read and put back for the application."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    try:
+        request = json.loads(body)
+        partition = (request.get("Key") or {}).get("pk") or request["ExpressionAttributeValues"][":pk"]
+        partition = partition["S"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "other"
+    if partition.startswith("T#"):
+        return "consumer" if "#K#" in partition else "log"
+    if partition.startswith("CONSUMER#"):
+        return "consumer record"
+    return "API key" if partition.startswith("KEY#") else "other"
+
+
 @dataclass
 class RequestCounts:
     """What the DynamoDB server was asked, by operation: requests, those it refused (a 4xx or 5xx: a
@@ -85,6 +108,11 @@ class RequestCounts:
     refused: Counter[str] = field(default_factory=Counter)
     seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     items_read: Counter[str] = field(default_factory=Counter)
+    queries: Counter[str] = field(default_factory=Counter)
+    """The `Query`s and `GetItem`s by what they read (`Query log`, `GetItem API key`: `read_kind`);
+    `query_seconds` and `query_returned` (the items in their answers, after any filter) likewise."""
+    query_seconds: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    query_returned: Counter[str] = field(default_factory=Counter)
 
     @property
     def total(self) -> int:
@@ -94,6 +122,10 @@ class RequestCounts:
         self.requests.update(other.requests)
         self.refused.update(other.refused)
         self.items_read.update(other.items_read)
+        self.queries.update(other.queries)
+        self.query_returned.update(other.query_returned)
+        for kind, seconds in other.query_seconds.items():
+            self.query_seconds[kind] += seconds
         for name, seconds in other.seconds.items():
             self.seconds[name] += seconds
 
@@ -103,6 +135,9 @@ class RequestCounts:
             "refused": dict(self.refused),
             "seconds": dict(self.seconds),
             "items_read": dict(self.items_read),
+            "queries": dict(self.queries),
+            "query_seconds": dict(self.query_seconds),
+            "query_returned": dict(self.query_returned),
         }
 
     @classmethod
@@ -112,6 +147,9 @@ class RequestCounts:
             Counter({name: int(count) for name, count in document["refused"].items()}),
             defaultdict(float, document["seconds"]),
             Counter({name: int(count) for name, count in document["items_read"].items()}),
+            Counter({name: int(count) for name, count in document.get("queries", {}).items()}),
+            defaultdict(float, document.get("query_seconds", {})),
+            Counter({name: int(count) for name, count in document.get("query_returned", {}).items()}),
         )
 
     def describe(self) -> str:
@@ -120,7 +158,14 @@ class RequestCounts:
         for name, count in self.requests.most_common():
             items = f"{self.items_read[name]} items, " if self.items_read[name] else ""
             refused = f"{self.refused[name]} refused, " if self.refused[name] else ""
-            parts.append(f"{name} {count} ({items}{refused}{self.seconds[name] * 1000:.0f} ms)")
+            kinds = "".join(
+                f"{n} {kind.partition(' ')[2]} ({self.query_returned[kind]} returned, "
+                f"{self.query_seconds[kind] * 1000:.0f} ms), "
+                for kind, n in sorted(self.queries.items())
+                if kind.startswith(f"{name} ")
+            )
+
+            parts.append(f"{name} {count} ({kinds}{items}{refused}{self.seconds[name] * 1000:.0f} ms)")
         return ", ".join(parts) or "none"
 
 
@@ -141,6 +186,7 @@ class CountingApp:
             start_response("200 OK", [("content-type", "application/json")])
             return [body]
         operation = operation_of(environ)
+        kind = f"{operation} {read_kind(environ)}" if operation in ("Query", "GetItem") else ""
         statuses: list[str] = []
 
         def recording(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -161,6 +207,12 @@ class CountingApp:
             self.counts.refused[operation] += 1
         elif operation in READS:
             self.counts.items_read[operation] += items_read(operation, body)
+        if kind:
+            self.counts.queries[kind] += 1
+            self.counts.query_seconds[kind] += time.perf_counter() - started
+            if statuses and statuses[0].startswith("2"):
+                answer = json.loads(body)
+                self.counts.query_returned[kind] += int(answer.get("Count", 1 if "Item" in answer else 0))
         return [body]
 
 
@@ -615,6 +667,10 @@ def run(rig: Rig) -> None:
     figure("consumer_throughput_ratio", consumer_rate / paging_rate)
     figure("consumer_requests_per_event", consumed.total / events)
     figure("consumer_requests_per_event_by_operation", _per_event(consumed, events))
+    figure(
+        "consumer_reads_per_event_by_kind",
+        ", ".join(f"{kind} {count / events:.4f}" for kind, count in consumed.queries.most_common()),
+    )
     figure("consumer_items_read_per_event", sum(consumed.items_read.values()) / events)
     paging, paged = measured.paging_counts, measured.paged_events
     figure("events_paging_requests_per_event", paging.total / paged)

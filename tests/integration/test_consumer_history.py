@@ -12,8 +12,10 @@ from __future__ import annotations
 import itertools
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, Phase, given
@@ -34,7 +36,12 @@ from pullbridge.settings import ApiSettings
 from pullbridge.storage import EventDraft, Store
 from tests.conftest import CURSOR_SECRET
 from tests.consumer_history import (
+    RECORD_ORDER,
     HistoryRecorder,
+    Operation,
+    Receive,
+    Redrive,
+    Violation,
     describe,
 )
 from tests.support import TEST_SECRET, labelled_event
@@ -126,6 +133,9 @@ class Run:
     def holders(self) -> list[str]:
         return [worker for worker, held in self.held.items() if held and worker not in self.dead]
 
+    def alive(self) -> list[str]:
+        return [worker for worker in WORKERS if worker not in self.dead]
+
 
 class Workers:
     """Three workers share one consumer while events are written between their steps; `step` does one
@@ -180,6 +190,7 @@ class Workers:
             (self.die, 1 if len(self.run.dead) < 2 else 0),
             (self.seek, 1 if self.run.seeks < 2 else 0),
             (self.redrive, 2),
+            (self.race, 2 if len(self.run.alive()) >= 2 else 0),
         ]
         holding = bool(self.run.holders())
         actions = [
@@ -200,9 +211,31 @@ class Workers:
         worker = rnd.choice(WORKERS)
         if worker in self.run.dead:
             return
-        deliveries = self.recorder.receive(worker, rnd.choice([1, 2, 3, 4, 10]))
+        self._received(worker, self.recorder.receive(worker, rnd.choice([1, 2, 3, 4, 10])))
+
+    def _received(self, worker: str, deliveries: list[Delivery]) -> None:
         self.run.held[worker] += deliveries
         self.run.taken.update(item.event.id for item in deliveries)
+
+    def race(self, rnd: random.Random) -> None:
+        """Two workers' receives race for the consumer's head: the second runs whole while the first is
+        about to take (handed the stretch after the first's, it waits for it until it takes from the head
+        itself), so the first's take is refused, and it takes again from where the second left the head,
+        with what it had read."""
+        first, second = rnd.sample(self.run.alive(), 2)
+        store = self.run.store
+        take = store.take_from_log
+        raced = False
+
+        def racing(*args: Any, **kwargs: Any) -> Any:
+            nonlocal raced
+            if not raced:
+                raced = True
+                self._received(second, self.recorder.receive(second, rnd.choice([1, 2, 3])))
+            return take(*args, **kwargs)
+
+        with mock.patch.object(store, "take_from_log", racing):
+            self._received(first, self.recorder.receive(first, rnd.choice([1, 2, 3, 10])))
 
     def _chosen(self, rnd: random.Random) -> tuple[str, list[Delivery]]:
         """A worker that holds something, and some of what it holds."""
@@ -311,17 +344,46 @@ def _drain(run: Run, recorder: HistoryRecorder) -> None:
     suppress_health_check=list(HealthCheck),
 )
 @given(config=consumers, before=st.integers(1, 4), seed=st.integers(0, 2**32 - 1))
+@pytest.mark.parametrize("state", ["whole", "filtered"])
 def test_any_history_of_workers_keeps_the_consumer_guarantees(
-    store: Store, settings: ApiSettings, config: dict[str, Any], before: int, seed: int
+    store: Store,
+    settings: ApiSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    state: str,
+    config: dict[str, Any],
+    before: int,
+    seed: int,
 ) -> None:
+    """Receives read the consumer's state whole, or filtered (`delivery._view`) as they do when many
+    events are in flight."""
+    monkeypatch.setattr(delivery, "WHOLE_STATE_IN_FLIGHT", 50 if state == "whole" else -1)
+    monkeypatch.setattr(delivery, "random", random.Random(seed))  # a lost race's pause, on the test clock
     rnd = random.Random(seed)
     workers = Workers(store, settings, config, before)
     for _ in range(rnd.randint(30, 60)):
         workers.step(rnd)
     recorder = workers.recorder
     _drain(workers.run, recorder)
-    violations = recorder.check(workers.start_after)
+    violations = [
+        violation
+        for violation in recorder.check(workers.start_after)
+        if not _a_redriven_event_behind_one_that_was_out(violation, recorder.history)
+    ]
     assert not violations, describe(recorder.history, violations)
+
+
+def _a_redriven_event_behind_one_that_was_out(violation: Violation, history: Sequence[Operation]) -> bool:
+    """The one ordering the checker reports that the design chose (`planning.held_back`): a dead letter
+    redriven while a later event of its record was out (leased) waits for that event, which goes out
+    again when its lease runs out, before the redriven one. The checker notes it "after a redrive"."""
+    if violation.kind != RECORD_ORDER or violation.note != "after a redrive":
+        return False
+    redriven_at = max(op for op in violation.operations if isinstance(history[op], Redrive))
+    return any(
+        isinstance(operation, Receive)
+        and any(delivered.event_id == violation.event_id for delivered in operation.deliveries)
+        for operation in history[:redriven_at]
+    )
 
 
 # --- the bugs the checker found, each pinned by its reproduction ---------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -45,8 +46,14 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def ctx(store: Store, clock: Clock) -> Consumers:
+@pytest.fixture(params=["whole state", "filtered state"])
+def ctx(
+    request: pytest.FixtureRequest, store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> Consumers:
+    """Every test twice: receives reading the consumer's whole state (few in flight), and receives
+    reading it filtered (many in flight: `delivery._view`)."""
+    if request.param == "filtered state":
+        monkeypatch.setattr(delivery, "WHOLE_STATE_IN_FLIGHT", -1)
     codec = CursorCodec(CURSOR_SECRET)
     return Consumers(store, codec, EventReader(store, codec), clock=clock, sleep=clock.sleep)
 
@@ -171,6 +178,57 @@ def test_extend_keeps_the_lease_and_the_delivery_count(
     assert _ack(ctx, [leased]).acked == 1
 
 
+def test_a_redelivery_never_takes_a_lease_extended_after_the_receive_read_it(
+    ctx: Consumers, clock: Clock, write: Callable[..., list[str]]
+) -> None:
+    """The soak's find: a receive that read a lease about to run out, then saw it due by its own clock,
+    took it from a holder whose extension (by the holder's clock, in time) had landed in between."""
+    write("a")
+    _create(ctx, ack_wait_seconds=10)
+    consumer = find_consumer(ctx.store, TENANT, "workers")
+    (leased,) = _receive(ctx)
+    state = ctx.store.read_consumer_state(TENANT, consumer.id, consistent=True)
+    assert state is not None
+    (read,) = state.in_flight  # what a racing receive read before the extension
+    clock.now += 9.5
+    assert delivery.extend(ctx, consumer, [leased.ack_id], 60).extended == 1
+    clock.now += 1  # past the lease as it was read
+    again = replace(read, due_at=clock.now + 10, delivery_count=2, lease_seq=read.lease_seq + 1)
+    assert ctx.store.relet(TENANT, consumer.id, [(read, again)], now=clock.now) == []
+    assert _receive(ctx) == []
+    assert _ack(ctx, [leased]).acked == 1
+
+
+def test_an_ack_answers_as_of_one_moment_when_a_receive_takes_some_of_its_leases_meanwhile(
+    ctx: Consumers, clock: Clock, write: Callable[..., list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The soak's find: an ack sent just before its leases ran out was refused for those a receive took
+    once they had, and its try again without them, with the time it was sent, acked the others, whose
+    leases had run out just the same."""
+    write("a", "b")
+    _create(ctx, ack_wait_seconds=10)
+    consumer = find_consumer(ctx.store, TENANT, "workers")
+    a, b = _receive(ctx)
+    clock.now += 9.9
+    transact = ctx.store._transact
+    calls = 0
+
+    def slow_first_try(actions: Any, **options: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # throttled and retried by botocore: meanwhile the leases run out, `a` goes again
+            clock.now += 0.5
+            assert _labels(_receive(ctx, batch=1)) == ["a"]
+        return transact(actions, **options)
+
+    monkeypatch.setattr(ctx.store, "_transact", slow_first_try)
+    answer = delivery.ack(ctx, consumer, [a.ack_id, b.ack_id])
+    assert (answer.acked, sorted(answer.expired)) == (0, sorted([a.ack_id, b.ack_id]))
+    monkeypatch.setattr(ctx.store, "_transact", transact)
+    clock.now += 10
+    assert sorted(_labels(_receive(ctx))) == ["a", "b"]  # both still in flight, neither acked
+
+
 def test_max_deliveries_then_a_dead_letter_that_can_be_listed_redriven_and_discarded(
     ctx: Consumers, clock: Clock, write: Callable[..., list[str]]
 ) -> None:
@@ -217,6 +275,20 @@ def test_record_ordering_holds_a_records_next_event_until_the_previous_is_settle
     assert service.get_consumer(ctx, TENANT, "workers").num_pending == 1
     assert _receive(ctx) == []
     _ack(ctx, [first[0]])
+    assert _labels(_receive(ctx)) == ["x2"]
+
+
+def test_a_new_event_waits_behind_its_records_event_taken_by_an_earlier_receive(
+    ctx: Consumers, write: Callable[..., list[str]]
+) -> None:
+    write("x1", record="x")
+    _create(ctx)
+    (x1,) = _receive(ctx)
+    write("x2", record="x")
+    write("y1", record="y")
+    assert _labels(_receive(ctx)) == ["y1"]  # x2 is taken, to wait behind the leased x1
+    assert _receive(ctx) == []
+    _ack(ctx, [x1])
     assert _labels(_receive(ctx)) == ["x2"]
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -73,6 +74,36 @@ def test_counts_add_up_and_survive_json() -> None:
     assert total.refused == {"Query": 2}
     assert total.seconds == {"Query": 1.0}
     assert total.describe() == "Query 4 (2 refused, 1000 ms)"
+
+
+def _read(app: CountingApp, target: str, request: dict[str, Any]) -> None:
+    body = json.dumps(request).encode()
+    environ: dict[str, Any] = {
+        "PATH_INFO": "/",
+        "QUERY_STRING": "",
+        "HTTP_X_AMZ_TARGET": f"DynamoDB_20120810.{target}",
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
+    }
+    b"".join(app(environ, lambda status, headers, exc_info=None: None))
+
+
+def test_queries_and_gets_are_told_apart_by_what_they_read() -> None:
+    app = CountingApp(_stand_in)
+    pk = {"ExpressionAttributeValues": {":pk": {"S": "T#t_1#K#cns_1"}}}
+    _read(app, "Query", pk)
+    _read(app, "Query", {"ExpressionAttributeValues": {":pk": {"S": "T#t_1#C#conn_1"}}})
+    _read(app, "GetItem", {"Key": {"pk": {"S": "KEY#abc"}, "sk": {"S": "KEY"}}})
+    _read(app, "GetItem", {"Key": {"pk": {"S": "CONSUMER#cns_1"}, "sk": {"S": "CONSUMER"}}})
+
+    assert app.counts.queries == {
+        "Query consumer": 1,
+        "Query log": 1,
+        "GetItem API key": 1,
+        "GetItem consumer record": 1,
+    }
+    assert app.counts.requests == {"Query": 2, "GetItem": 2}
+    assert "Query 2 (1 consumer (0 returned" in app.counts.describe()
 
 
 def test_reads_count_the_items_they_read() -> None:

@@ -75,6 +75,7 @@ def test_new_events_go_out_or_wait_behind_their_record() -> None:
         in_flight,
         [new(2, "x"), new(3, "y"), new(4, "y"), new(5)],
         limits(),
+        count=len(in_flight),
         position=1,
         scanned_to=9,
     )
@@ -89,6 +90,7 @@ def test_a_full_batch_stops_at_the_last_event_taken() -> None:
         [],
         [new(2), new(3), new(4)],
         limits(max_batch_size=2),
+        count=0,
         position=1,
         scanned_to=9,
     )
@@ -103,6 +105,7 @@ def test_max_ack_pending_bounds_what_is_taken() -> None:
         in_flight,
         [new(3), new(4)],
         limits(max_ack_pending=3),
+        count=len(in_flight),
         position=2,
         scanned_to=4,
     )
@@ -110,11 +113,25 @@ def test_max_ack_pending_bounds_what_is_taken() -> None:
     assert plan.new_position == 3
 
 
+def test_the_count_in_flight_bounds_what_is_taken_not_the_events_read() -> None:
+    """A receive's filtered view holds only some in-flight events; the count holds them all."""
+    plan = planning.plan_new(
+        planning.ReceivePlan(),
+        [],
+        [new(3), new(4)],
+        limits(max_ack_pending=3),
+        count=2,
+        position=2,
+        scanned_to=4,
+    )
+    assert [event.position for event in plan.deliver_new] == [3]
+
+
 def test_a_buried_event_frees_its_room_and_its_record() -> None:
     in_flight = [held(1, "x", due=NOW - 1, count=3)]
     plan = planning.plan_redeliveries(in_flight, NOW, limits(max_ack_pending=1))
     plan = planning.plan_new(
-        plan, in_flight, [new(2, "x")], limits(max_ack_pending=1), position=1, scanned_to=2
+        plan, in_flight, [new(2, "x")], limits(max_ack_pending=1), count=1, position=1, scanned_to=2
     )
     assert [item.position for item in plan.dead] == [1]
     assert [event.position for event in plan.deliver_new] == [2]
@@ -126,6 +143,7 @@ def test_ordering_none_delivers_a_records_events_together() -> None:
         [held(1, "x")],
         [new(2, "x"), new(3, "x")],
         limits(ordering="none"),
+        count=1,
         position=1,
         scanned_to=3,
     )
@@ -133,7 +151,7 @@ def test_ordering_none_delivers_a_records_events_together() -> None:
 
 
 def test_nothing_new_leaves_the_position() -> None:
-    plan = planning.plan_new(planning.ReceivePlan(), [], [], limits(), position=4, scanned_to=4)
+    plan = planning.plan_new(planning.ReceivePlan(), [], [], limits(), count=0, position=4, scanned_to=4)
     assert plan.new_position is None
 
 

@@ -98,10 +98,11 @@ def next_due(in_flight: Sequence[InFlight], now: float, ordering: Ordering) -> f
     )
 
 
-def room_for_new(in_flight: Sequence[InFlight], limits: Limits) -> int:
-    """How many more events the consumer may take from the log: `max_ack_pending` bounds its in-flight
-    state (leased or waiting), so that state, and each receive's read of it, stays bounded."""
-    return max(0, limits.max_ack_pending - len(in_flight))
+def room_for_new(in_flight: int, limits: Limits) -> int:
+    """How many more events the consumer may take from the log, with `in_flight` events in flight:
+    `max_ack_pending` bounds its in-flight state (leased or waiting), so that state, and each receive's
+    read of it, stays bounded."""
+    return max(0, limits.max_ack_pending - in_flight)
 
 
 def plan_redeliveries(in_flight: Sequence[InFlight], now: float, limits: Limits) -> ReceivePlan:
@@ -124,22 +125,24 @@ def plan_new(
     new_events: Sequence[NewEvent],
     limits: Limits,
     *,
+    count: int,
     position: int,
     scanned_to: int,
 ) -> ReceivePlan:
     """Takes new events in log order while there is room: each goes out now, or waits behind an earlier
     in-flight event of its record (`ordering: "record"`).
 
-    `new_events` are every matching event the read found in (`position`, `scanned_to`]. The consumer's
-    position moves past the last event taken; when all were taken, to `scanned_to`, past the events that
-    did not match, so they are not read again."""
+    `count` events are in flight, of which `in_flight` holds at least every one of the new events'
+    records. `new_events` are every matching event the read found in (`position`, `scanned_to`]. The
+    consumer's position moves past the last event taken; when all were taken, to `scanned_to`, past the
+    events that did not match, so they are not read again."""
     buried = {item.position for item in plan.dead}
     busy = {
         item.record_key
         for item in in_flight
         if item.record_key is not None and item.position not in buried and limits.ordering == "record"
     }
-    room = room_for_new(in_flight, limits) + len(plan.dead)
+    room = room_for_new(count, limits) + len(plan.dead)
     for event in new_events:
         if room == 0 or plan.delivers == limits.max_batch_size:
             break

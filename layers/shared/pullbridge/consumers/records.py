@@ -61,7 +61,7 @@ _MAX_REMEMBERED_NAMES = 10_000
 # The record itself is remembered for a moment: workers receive and ack many times a second, and a
 # change of limits (PATCH) reaches other instances within this time. A deleted consumer is found out
 # anyway: its state is gone.
-RECORD_SECONDS = 1.0
+RECORD_SECONDS = 5.0
 _records: dict[str, tuple[float, StoredConsumer]] = {}
 
 

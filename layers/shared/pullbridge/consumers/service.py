@@ -148,7 +148,7 @@ def seek(ctx: Consumers, tenant_id: str, reference: str, request: SeekRequest) -
         if state is None:
             raise not_found(reference)
         moved = ConsumerHead(position, state.head.version + 1, counted_to=position, pending=0)
-        if ctx.store.move_head(tenant_id, consumer.id, state.head, moved, drop=state.in_flight):
+        if ctx.store.move_head(tenant_id, consumer.id, state.head, moved, drop=state.in_flight, seek=True):
             return describe(ctx, consumer)
     raise Conflict("the consumer is busy; retry the seek", key="concurrent_update")
 

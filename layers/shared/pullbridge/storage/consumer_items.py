@@ -12,6 +12,11 @@ from pullbridge.storage.attributes import Item, n, num, s, text
 from pullbridge.storage.keys import HEAD_POSITION
 from pullbridge.storage.model import ConsumerHead, InFlight
 
+LEASE_EPOCH_BITS = 32
+"""An in-flight event's `seq` names its lease: the epoch of its take from the log (the head's version then)
+in the bits above these, and its leases and nacks since, below. An event taken from the log again (after a
+seek back) starts a new epoch, so no ack id of an earlier take can ever match a later lease."""
+
 
 def ms(seconds: float) -> float:
     """Times to the millisecond, rounded down: a nack "due now" must not become due a moment later."""
@@ -61,6 +66,7 @@ def head_of(item: Item) -> ConsumerHead:
 
 
 def head_item(partition: str, head: ConsumerHead) -> Item:
+    """A new head: no stretch of the log handed out yet (`ahead` and `fin` at its position)."""
     return {
         "pk": s(partition),
         "sk": n(HEAD_POSITION),
@@ -68,7 +74,17 @@ def head_item(partition: str, head: ConsumerHead) -> Item:
         "ver": n(head.version),
         "counted": n(head.counted_to),
         "pending": n(head.pending),
+        "ahead": n(head.position),
+        "fin": n(head.position),
     }
+
+
+def decided_of(item: Item) -> int:
+    """How far the stretches handed out are done with (`fin`); a head without stretches has none open."""
+    return num(item, "fin") if "fin" in item else NO_OPEN_STRETCH
+
+
+NO_OPEN_STRETCH = 2**62
 
 
 def control_item(pk: str, sk: str, document: Mapping[str, Any], index: tuple[str, str] | None) -> Item:

@@ -72,22 +72,39 @@ class Transactions(StoreCore):
                 return
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def _transact_each(self, entries: Sequence[T], actions_of: Callable[[T], list[Any]]) -> list[T]:
+    def _transact_each(
+        self,
+        entries: Sequence[T],
+        actions_of: Callable[[T], list[Any]],
+        shared: Callable[[Sequence[T]], list[Any]] | None = None,
+        *,
+        before_retry: Callable[[], None] | None = None,
+    ) -> list[T]:
         """One transaction for all; when conditions refuse some, the others again without them (the
-        cancellation says which action refused, so which entry). Returns the entries whose actions landed."""
+        cancellation says which action refused, so which entry). Returns the entries whose actions landed.
+
+        `shared`: actions written with whichever entries land (their receipt, say), built again from the
+        remaining entries at each try; they must carry no condition. `before_retry`: called before each
+        try after the first (the actions are built again after it)."""
         remaining = list(entries)
         conflicts = 0
+        tried = False
         while remaining:
+            if tried and before_retry is not None:
+                before_retry()
+            tried = True
             actions: list[Any] = []
             owner: list[int] = []
             for index, entry in enumerate(remaining):
                 for action in actions_of(entry):
                     actions.append(action)
                     owner.append(index)
+            if shared is not None:
+                actions += shared(remaining)
             refused_actions = self._transact(actions)
             if refused_actions is None:
                 return remaining
-            refused = {owner[index] for index in refused_actions}
+            refused = {owner[index] for index in refused_actions if index < len(owner)}
             if not refused:  # another transaction held one of the items: nothing landed, try again
                 conflicts += 1
                 if conflicts > MAX_CONFLICT_RETRIES:
@@ -99,15 +116,29 @@ class Transactions(StoreCore):
             remaining = [entry for index, entry in enumerate(remaining) if index not in refused]
         return []
 
-    def _transact(self, actions: Sequence[Any], *, raise_on_cancel: bool = False) -> set[int] | None:
+    def _transact(
+        self,
+        actions: Sequence[Any],
+        *,
+        raise_on_cancel: bool = False,
+        old_items: dict[int, Item] | None = None,
+    ) -> set[int] | None:
         """None when the transaction landed. Else the indexes of the actions whose condition failed: empty
-        when it was cancelled for another reason (a conflicting transaction), and nothing landed."""
+        when it was cancelled for another reason (a conflicting transaction), and nothing landed.
+
+        `old_items`: filled, on a cancellation, with the items the refused actions found (action index ->
+        item), for the actions that asked for them (`ReturnValuesOnConditionCheckFailure: ALL_OLD`)."""
         try:
             self._client.transact_write_items(TransactItems=list(actions))
         except ClientError as exc:
             if error_code(exc) != "TransactionCanceledException" or raise_on_cancel:
                 raise storage_error(exc) from exc
-            codes = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+            reasons = exc.response.get("CancellationReasons", [])
+            codes = [reason.get("Code") for reason in reasons]
+            if old_items is not None:
+                old_items.update(
+                    {index: dict(reason["Item"]) for index, reason in enumerate(reasons) if "Item" in reason}
+                )
             if any(
                 code not in (None, "None", "ConditionalCheckFailed", "TransactionConflict") for code in codes
             ):
