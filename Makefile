@@ -4,7 +4,8 @@
 #   make lint         ruff, ruff format, mypy, xenon (complexity), cfn-lint, sam validate --lint
 #   make build        sam build (no container; needs python3.13, e.g. from pyenv)
 #   make unit | integration | e2e
-#   make test         lint + build + every test under coverage
+#   make test         lint + build + every test under coverage (a 60-second soak among them)
+#   make soak         DURATION=600 SEED=1 FAULTS=dynamodb:0.1,provider:0.2: the fault-injection soak
 #   make clean        remove build and test output (make distclean also removes the venvs)
 
 SHELL := /bin/bash
@@ -29,10 +30,10 @@ export SAM_CLI_TELEMETRY := 0
 OFFLINE_AWS_ENV := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 	AWS_SESSION_TOKEN=testing
 
-.PHONY: help dev lint build unit integration e2e test bench clean distclean chromium
+.PHONY: help dev lint build unit integration e2e test bench soak clean distclean chromium
 
 help:
-	@sed -n '3,10s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
+	@sed -n '3,11s/^# \{0,1\}//p' $(firstword $(MAKEFILE_LIST))
 
 # --- installs ----------------------------------------------------------------------------------
 
@@ -129,6 +130,16 @@ test: $(VENV_STAMP) lint build $(DYNALITE) chromium
 # Not part of `make test`: the figures of docs/performance.md, one `name: value` line each on stdout.
 bench: $(VENV_STAMP)
 	@$(VENV)/bin/python -m bench
+
+# Not part of `make test` (which runs a 60-second one): the fault-injection soak, its history checked at
+# the end (docs/operations.md, "The soak"). The summary goes to stdout; the history, the fault log and the
+# functions' output to $(SOAK_OUT). Exits 1 on any violation.
+DURATION ?= 600
+SEED ?= 1
+FAULTS ?= dynamodb:0.1,provider:0.2
+SOAK_OUT ?= .artifacts/soak
+soak: $(VENV_STAMP)
+	@$(VENV)/bin/python -m bench.soak --duration $(DURATION) --seed $(SEED) --faults '$(FAULTS)' --out $(SOAK_OUT)
 
 clean:
 	rm -rf .aws-sam htmlcov .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache .hypothesis .artifacts

@@ -123,8 +123,13 @@ def _kill_kinds(operation: str, request_body: Mapping[str, Any]) -> tuple[str, .
     return ("before", "after") if operation in _WRITES else ("before",)
 
 
-def _dynamodb_kinds(operation: str) -> tuple[str, ...]:
-    return KINDS["dynamodb"] if operation in _CONFLICTING else ("throttle", "internal", "timeout")
+def _dynamodb_kinds(operation: str, landed: bool = False) -> tuple[str, ...]:
+    """The faults that fit a request. A transaction whose `ClientRequestToken` already landed (botocore's
+    retry after a timeout) is answered by DynamoDB as the transaction that landed, never as a conflict:
+    a conflict would tell the caller that nothing was written when it was."""
+    if operation not in _CONFLICTING or landed:
+        return ("throttle", "internal", "timeout")
+    return KINDS["dynamodb"]
 
 
 def _sigkill() -> None:
@@ -147,6 +152,8 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._invocation: dict[str, str | None] = {"request_id": None, "invocation_id": None}
         self._http_session: URLLib3Session | None = None
+        self._landed_tokens: set[str] = set()
+        """`ClientRequestToken`s of transactions a `timeout` let land: botocore sends them again."""
 
     def begin_invocation(self, event: Mapping[str, Any], invocation_id: str) -> None:
         """Faults from now on belong to this invocation (and, for an HTTP event, to its request)."""
@@ -189,11 +196,15 @@ class FaultInjector:
         kill = self.plan.decide("kill", stream, step, _kill_kinds(operation, body), function=self.function)
         if kill is not None:
             self._die(kill, operation, request)
-        fault = self.plan.decide("dynamodb", stream, step, _dynamodb_kinds(operation), function=self.function)
+        token = body.get("ClientRequestToken") if operation in _TRANSACTIONS else None
+        kinds = _dynamodb_kinds(operation, landed=token in self._landed_tokens)
+        fault = self.plan.decide("dynamodb", stream, step, kinds, function=self.function)
         if fault is None:
             return None
         if fault.kind == "timeout":
             self._send(request)
+            if isinstance(token, str):
+                self._landed_tokens.add(token)
             self._record(fault, operation, error="ReadTimeoutError", landed=True)
             raise ReadTimeoutError(endpoint_url=request.url, error="Read timed out. (read timeout=5)")
         answer, code = dynamodb_fault_answer(fault, operation, body, request.url)

@@ -451,6 +451,71 @@ def test_a_run_that_failed_after_its_commit_is_answered_from_its_event_and_not_s
     assert len(logged(store, connection.id)) == 1
 
 
+def test_a_retry_after_a_429_that_dies_after_its_commit_is_answered_from_its_event(
+    store: Store,
+    local_settings: ApiSettings,
+    server: FakeProviderServer,
+    runner: IdempotentMutations,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Found by the soak: a delete refused 429 (`failed`, not sent), sent again by its retry, which landed
+    # and was logged, then failed its last save; the next retry sent it a third time, got the provider's
+    # 404 and ended `failed` (422), while the delete and its event stood.
+    case = BY_PROVIDER["stripe"]
+    connection = connect(store, local_settings, server, case)
+    created = mutate(runner, connection, case.collection, "create", data=case.create)
+    server.fail_with(429, method=WRITES, retry_after=0)
+    with pytest.raises(ProviderRateLimited):
+        mutate(runner, connection, case.collection, "delete", record_id=created.record_id, key="del")
+    saved = service.save_mutation
+
+    def fail_the_last_save(store: Store, mutation: Any) -> None:
+        if mutation.status == "succeeded":
+            monkeypatch.setattr(service, "save_mutation", saved)
+            raise StorageUnavailable("storage failed; retry later")
+        saved(store, mutation)
+
+    monkeypatch.setattr(service, "save_mutation", fail_the_last_save)
+    with pytest.raises(StorageUnavailable):
+        mutate(runner, connection, case.collection, "delete", record_id=created.record_id, key="del")
+
+    recovered = mutate(runner, connection, case.collection, "delete", record_id=created.record_id, key="del")
+
+    deleted = logged(store, connection.id)[-1]
+    assert (recovered.status, recovered.event_id) == ("succeeded", deleted["id"])
+    assert deleted["type"] == f"{case.collection}.deleted"
+    deletes = [r for r in writes_to(server, case) if r.method == "DELETE"]
+    assert len(deletes) == 2, "the 429'd one, and the one that landed: never a third"
+
+
+def test_a_retry_after_a_429_whose_run_dies_after_sending_is_recovered_not_sent_again(
+    store: Store,
+    local_settings: ApiSettings,
+    server: FakeProviderServer,
+    runner: IdempotentMutations,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    case = BY_PROVIDER["github"]  # no idempotency keys upstream: a create must never be sent twice
+    connection = connect(store, local_settings, server, case)
+    server.fail_with(429, method=WRITES, retry_after=0)
+    with pytest.raises(ProviderRateLimited):
+        mutate(runner, connection, case.collection, "create", data=case.create, key="twice?")
+    monkeypatch.setattr(service.Mutations, "_log", _dies_before_the_commit)
+    with pytest.raises(StorageUnavailable):  # sent, landed, then its run died before the commit
+        mutate(runner, connection, case.collection, "create", data=case.create, key="twice?")
+    monkeypatch.undo()
+
+    with pytest.raises(Conflict) as unknown:
+        mutate(runner, connection, case.collection, "create", data=case.create, key="twice?")
+
+    assert unknown.value.key == "outcome_unknown"
+    assert len(server.dataset("github", "issues")) == 1
+
+
+def _dies_before_the_commit(*_: Any) -> str:
+    raise StorageUnavailable("storage failed; retry later")
+
+
 def test_an_unknown_update_of_a_record_deleted_since_is_refused_after_reading(
     store: Store, local_settings: ApiSettings, server: FakeProviderServer, runner: IdempotentMutations
 ) -> None:

@@ -337,6 +337,49 @@ def test_a_pull_whose_worker_died_times_out_and_the_next_one_runs(
     assert load_pull(store, next_pull_id).status == "success"  # type: ignore[union-attr]
 
 
+def test_a_trigger_that_takes_over_from_a_dead_worker_ends_its_pull_in_timeout(
+    store: Store, settings: ApiSettings, upstream: ListApi, connection: StoredConnection
+) -> None:
+    # Found by the soak (bench/soak): pulls left `queued` or `running` for good, each orphaned by a
+    # trigger that took the subscription over once a dead worker's lease ran out.
+    upstream.put("a")
+    subscription_id = _subscribe(store, connection)
+    dead = trigger_pull(store, TENANT, subscription_id)
+    from pullbridge.pulls.records import save_subscription
+
+    subscription = load_subscription(store, subscription_id)
+    assert subscription is not None
+    subscription.lease_holder, subscription.lease_until = "dead-worker", time.time() - 1
+    assert save_subscription(store, subscription, expected_version=subscription.version)
+
+    taken_over = trigger_pull(store, TENANT, subscription_id)
+
+    timed_out = load_pull(store, dead.id)
+    assert timed_out is not None
+    assert (timed_out.status, timed_out.error["key"]) == ("error", "lease_expired")  # type: ignore[index]
+    assert taken_over.id != dead.id
+    assert load_pull(store, taken_over.id).status == "queued"  # type: ignore[union-attr]
+
+
+def test_a_trigger_while_a_live_worker_holds_the_lease_is_refused_and_ends_nothing(
+    store: Store, upstream: ListApi, connection: StoredConnection
+) -> None:
+    upstream.put("a")
+    subscription_id = _subscribe(store, connection)
+    running = trigger_pull(store, TENANT, subscription_id)
+    from pullbridge.pulls.records import save_subscription
+
+    subscription = load_subscription(store, subscription_id)
+    assert subscription is not None
+    subscription.lease_holder, subscription.lease_until = "live-worker", time.time() + 60
+    assert save_subscription(store, subscription, expected_version=subscription.version)
+
+    with pytest.raises(Conflict):
+        trigger_pull(store, TENANT, subscription_id)
+
+    assert load_pull(store, running.id).status == "queued"  # type: ignore[union-attr]
+
+
 def test_the_schedule_starts_only_due_subscriptions(
     engine: PullEngine, store: Store, upstream: ListApi, connection: StoredConnection
 ) -> None:

@@ -280,6 +280,42 @@ def test_a_transaction_retried_after_a_timeout_that_landed_succeeds_once(dynamod
     assert _stored(dynamodb, "once") == _item("once", value="1")
 
 
+def _seed_timing_out_then_conflicting() -> int:
+    """A seed whose `dynamodb:1` schedule makes the first request a timeout, and the second a conflict
+    when a conflict fits it."""
+    fitting = ("throttle", "internal", "timeout", "conflict")
+    for seed in range(1000):
+        plan = FaultPlan.parse("dynamodb:1", seed=seed)
+        first, second = (plan.decide("dynamodb", "Fn#1/dynamodb", step, fitting) for step in (0, 1))
+        if first and second and (first.kind, second.kind) == ("timeout", "conflict"):
+            return seed
+    raise AssertionError("no such seed")
+
+
+def test_a_transaction_retried_after_a_timeout_that_landed_never_meets_a_conflict(
+    dynamodb: EmbeddedDynamoDB,
+) -> None:
+    """DynamoDB answers a retry of a token that landed as the transaction that landed: a conflict there
+    would tell the writer that nothing was written (the soak caught a log writer then tombstoning the
+    positions its landed commit held)."""
+    injector = _injector("dynamodb:1", seed=_seed_timing_out_then_conflicting())
+    client = _client(dynamodb, injector)
+    request = {
+        "TransactItems": [{"Put": {"TableName": "Items", "Item": _item("landed-once")}}],
+        "ClientRequestToken": "t-landed",
+    }
+    with pytest.raises(ReadTimeoutError):
+        client.transact_write_items(**request)
+
+    with pytest.raises((ClientError, ReadTimeoutError)):  # the retry, as botocore sends it
+        client.transact_write_items(**request)
+
+    assert injector.records[0]["kind"] == "timeout"
+    assert injector.records[1]["kind"] != "conflict"
+    assert injector.records[1]["error"] != "TransactionCanceledException"
+    assert _stored(dynamodb, "landed-once") is not None
+
+
 def test_a_reused_token_with_other_parameters_is_refused(dynamodb: EmbeddedDynamoDB) -> None:
     client = dynamodb.client()
     client.transact_write_items(

@@ -100,10 +100,15 @@ class Mutations:
         step = next_step(existing.status if existing else None, existing.error if existing else None)
         if existing is not None and step is Step.ANSWER:
             return _outcome(existing)
-        if existing is not None and step is Step.RECOVER:
+        if existing is not None:
             logged = self._logged(tenant_id, existing)
             if logged is not None:
                 return logged
+            if step is Step.RETRY:
+                # Sent again (its last write never reached the provider). Should this run die after sending
+                # it, the next must not send it blindly: from now on it is `pending`, which recovers.
+                existing.status, existing.error = "pending", None
+                save_mutation(self._store, existing)
         mutation = existing or self._start(tenant_id, connection, request, idempotency_key, now)
         write = WriteRequest(
             collection=request.collection,

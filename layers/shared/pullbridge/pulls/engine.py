@@ -41,7 +41,7 @@ from pullbridge.pulls.records import (
     save_subscription,
 )
 from pullbridge.pulls.schedule import after_pull, updates_since, wants_full_scan
-from pullbridge.pulls.service import LEASE_SECONDS, new_pull
+from pullbridge.pulls.service import DEAD_PULL_ERROR, LEASE_SECONDS, new_pull
 from pullbridge.pulls.stats import PullStats
 from pullbridge.settings import OutboundSettings
 from pullbridge.storage import EventDraft, Store
@@ -130,11 +130,7 @@ class PullEngine:
                         return self._run(subscription, pull, token, deadline)
                     continue
                 # Its worker died holding the lease: the pull ends in `timeout`, and the next one runs now.
-                error = PullFailed(
-                    "timeout",
-                    "the pull's worker stopped before finishing (its lease ran out)",
-                    key="lease_expired",
-                ).to_error_object()
+                error = DEAD_PULL_ERROR.to_error_object()
                 if pull is not None and pull.status in ("queued", "running"):
                     self._end_pull(pull, error)
                 subscription.running_pull_id = subscription.lease_holder = None

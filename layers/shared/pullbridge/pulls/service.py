@@ -10,7 +10,7 @@ from typing import Any
 from pullbridge.clock import Clock, system_clock, to_iso
 from pullbridge.connections import get_connection
 from pullbridge.cursors import CursorCodec, scope_of
-from pullbridge.errors import Conflict, NotFound, ValidationFailed
+from pullbridge.errors import Conflict, NotFound, PullFailed, ValidationFailed
 from pullbridge.ids import new_id
 from pullbridge.paging import page_index
 from pullbridge.providers import get_provider
@@ -28,6 +28,9 @@ from pullbridge.pulls.schedule import reschedule_updates
 from pullbridge.storage import Store, keys
 
 LEASE_SECONDS = 120.0
+DEAD_PULL_ERROR = PullFailed(
+    "timeout", "the pull's worker stopped before finishing (its lease ran out)", key="lease_expired"
+)
 _ATTEMPTS = 5
 
 
@@ -218,14 +221,29 @@ def trigger_pull(
                 data={"pull_id": subscription.running_pull_id},
             )
         version = subscription.version
+        dead = subscription.running_pull_id  # held by a worker whose lease ran out: it died
         pull = new_pull(subscription, now, status="queued")
         # Queued, unclaimed and due at once: the API starts a worker for it, and the scheduler would
         # pick it up anyway. The version check is the lease: of two concurrent triggers one wins.
         subscription.running_pull_id, subscription.lease_holder, subscription.lease_until = pull.id, None, now
         if save_subscription(store, subscription, expected_version=version):
+            if dead:
+                end_dead_pull(store, dead, now)
             save_pull(store, pull)
             return pull
     raise Conflict("the subscription changed concurrently; retry", key="concurrent_update")
+
+
+def end_dead_pull(store: Store, pull_id: str, now: float) -> None:
+    """A pull whose worker died holding the subscription's lease ends in `timeout` once the lease ran
+    out, whoever takes the subscription over (the schedule, or a trigger): never left `queued` or
+    `running` for good."""
+    pull = load_pull(store, pull_id)
+    if pull is None or pull.status not in ("queued", "running"):
+        return
+    pull.status, pull.ended_at, pull.resumable, pull.checkpoint = "error", now, False, None
+    pull.error = DEAD_PULL_ERROR.to_error_object()
+    save_pull(store, pull)
 
 
 def get_pull(store: Store, tenant_id: str, pull_id: str) -> StoredPull:

@@ -26,11 +26,12 @@ class DeadLetters(Transactions):
         leased_only_at: float | None = None,
     ) -> list[DeadLetterRow]:
         """Move in-flight events to the dead letters, each only if still at its `lease_seq` (and, for a
-        term, still leased at `leased_only_at`). Returns the rows that moved."""
+        term, still leased at `leased_only_at`). Returns the rows that moved. A burial cancelled by another
+        transaction on its items (nothing landed) is tried again: only a failed condition leaves a row."""
         partition = consumer_partition(tenant_id, consumer_id)
         dead = dead_letter_partition(tenant_id, consumer_id)
-        buried: list[DeadLetterRow] = []
-        for row in rows:  # three items each, one transaction each: a term or a max-deliveries is rare
+
+        def burial(row: DeadLetterRow) -> list[Any]:
             condition = "seq = :seq"
             values: dict[str, Any] = {":seq": n(row.item.lease_seq)}
             names: dict[str, str] = {}
@@ -46,13 +47,15 @@ class DeadLetters(Transactions):
             }
             if names:
                 delete["ExpressionAttributeNames"] = names
-            actions = [
+            return [
                 {"Delete": delete},
                 {"Put": {"TableName": self._events_table, "Item": self._dead_item(dead, row)}},
                 self._count_dead(dead, 1),
             ]
-            if self._transact(actions) is None:
-                buried.append(row)
+
+        buried: list[DeadLetterRow] = []
+        for row in rows:  # three items each, one transaction each: a term or a max-deliveries is rare
+            buried += self._transact_each([row], burial)
         return buried
 
     def _dead_item(self, dead: str, row: DeadLetterRow) -> Item:
