@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import base64
 import copy
-import importlib.util
 import json
-import sys
 import time
 from functools import cache
 from types import ModuleType
 from typing import Any
 
 from pullbridge.providers.standard import sign
-from pullbridge_local.lambda_runtime import LambdaContext
+from pullbridge_local.lambda_runtime import LambdaContext, import_function_module
 from tests.paths import EVENTS_DIR, REPO_ROOT
 
 TEST_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -30,16 +28,9 @@ def sample_event(name: str) -> dict[str, Any]:
 
 
 def load_function(name: str) -> ModuleType:
-    """Import `functions/<name>/app.py` under a unique module name, as its own Lambda would."""
-    spec = importlib.util.spec_from_file_location(
-        f"function_{name}_app", REPO_ROOT / "functions" / name / "app.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # as a real import does, so pydantic resolves the module's names
-    spec.loader.exec_module(module)
-    return module
+    """Import `functions/<name>/app.py` under a unique module name, as its own Lambda would (and as the
+    local stack does): with its directory first on sys.path while it is imported."""
+    return import_function_module(f"function_{name}_app", REPO_ROOT / "functions" / name / "app.py")
 
 
 def lambda_context(function_name: str = "pullbridge-test") -> LambdaContext:

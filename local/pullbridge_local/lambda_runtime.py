@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -37,18 +39,33 @@ _PROCESSES = multiprocessing.get_context("spawn")
 _COLD_START_TIMEOUT_SECONDS = 60
 
 
-def load_handler(spec: FunctionSpec) -> Handler:
-    """Imports the function's module under a name of its own, after setting its environment."""
-    module_file, _, attribute = spec.handler.rpartition(".")
-    module_name = f"pullbridge_fn_{spec.logical_id.lower()}"
-    module_spec = importlib.util.spec_from_file_location(module_name, spec.code_uri / f"{module_file}.py")
+def import_function_module(module_name: str, path: Path) -> ModuleType:
+    """Imports a function's handler module from its file, under `module_name`, as Lambda imports it: with
+    its directory (the task root) first on sys.path meanwhile, so the modules beside it (the API's
+    `api_routes`) import by their own names. The tests import every function into one process: the
+    directory leaves sys.path again, and those names must be each function's own."""
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
     if module_spec is None or module_spec.loader is None:
-        raise ImportError(f"cannot load {spec.handler} from {spec.code_uri}")
-    os.environ.update(spec.environment)
+        raise ImportError(f"cannot load {module_name} from {path}")
     module = importlib.util.module_from_spec(module_spec)
     # Registered before it runs, as a normal import would be, so pydantic and dataclasses resolve its names.
     sys.modules[module_name] = module
-    module_spec.loader.exec_module(module)
+    task_root = str(path.parent)
+    sys.path.insert(0, task_root)
+    try:
+        module_spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(task_root)
+    return module
+
+
+def load_handler(spec: FunctionSpec) -> Handler:
+    """Imports the function's module under a name of its own, after setting its environment."""
+    module_file, _, attribute = spec.handler.rpartition(".")
+    os.environ.update(spec.environment)
+    module = import_function_module(
+        f"pullbridge_fn_{spec.logical_id.lower()}", spec.code_uri / f"{module_file}.py"
+    )
     handler: Handler = getattr(module, attribute)
     return handler
 

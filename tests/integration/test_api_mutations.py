@@ -4,6 +4,7 @@ contract's error and calls no provider; the routes and their statuses (issue 16)
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -40,7 +41,8 @@ def provider_calls(
     persistence = idempotency_persistence(
         dynamodb_client(settings.dynamodb_endpoint), settings.idempotency_table
     )
-    monkeypatch.setattr(api, "_mutations", lambda: IdempotentMutations(runner, persistence))
+    wiring = sys.modules["api_routes.wiring"]  # the API's services, which its routes read at each request
+    monkeypatch.setattr(wiring, "idempotent_mutations", lambda: IdempotentMutations(runner, persistence))
     return transport
 
 
@@ -241,12 +243,13 @@ def through_fake(
     api: ModuleType, store: Store, settings: ApiSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The API's connections and mutations allowed to reach the fake on 127.0.0.1."""
-    monkeypatch.setattr(api, "settings", dataclasses.replace(api.settings, allow_private_urls=True))
+    wiring = sys.modules["api_routes.wiring"]  # the API's services, which its routes read at each request
+    monkeypatch.setattr(wiring, "settings", dataclasses.replace(wiring.settings, allow_private_urls=True))
     runner = Mutations(store, httpx.Client(timeout=2), allow_private=True)
     persistence = idempotency_persistence(
         dynamodb_client(settings.dynamodb_endpoint), settings.idempotency_table
     )
-    monkeypatch.setattr(api, "_mutations", lambda: IdempotentMutations(runner, persistence))
+    monkeypatch.setattr(wiring, "idempotent_mutations", lambda: IdempotentMutations(runner, persistence))
 
 
 def _fake_connection(api: ModuleType, key: str, fake: FakeProviderServer, provider: str) -> str:

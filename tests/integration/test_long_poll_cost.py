@@ -9,6 +9,7 @@ API's client is recorded with its parameters (botocore's `before-parameter-build
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,14 +52,15 @@ class FakeTime:
 def fake_time(api: ModuleType, monkeypatch: pytest.MonkeyPatch) -> FakeTime:
     """The API's reader, on a fake clock (the same store and cursor codec)."""
     fake = FakeTime()
+    wiring = sys.modules["api_routes.wiring"]  # the API's services, which its routes read at each request
     reader = EventReader(
         api.store,
-        api.codec,
+        wiring.codec,
         clock=fake.clock,
         sleep=fake.sleep,
-        write_deadline_seconds=api.settings.write_deadline_seconds,
+        write_deadline_seconds=wiring.settings.write_deadline_seconds,
     )
-    monkeypatch.setattr(api, "reader", reader)
+    monkeypatch.setattr(wiring, "reader", reader)
     return fake
 
 

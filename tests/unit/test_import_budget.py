@@ -11,8 +11,10 @@ import pytest
 
 from tests.paths import REPO_ROOT
 
+# As Lambda imports the handler: its directory (the task root) first on sys.path, for the modules beside it.
 PROBE = """
 import importlib.util, json, sys
+sys.path.insert(0, f"functions/{sys.argv[1]}")
 spec = importlib.util.spec_from_file_location("function_app", f"functions/{sys.argv[1]}/app.py")
 module = importlib.util.module_from_spec(spec)
 sys.modules["function_app"] = module
