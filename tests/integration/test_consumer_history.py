@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from pullbridge.clock import to_iso
 from pullbridge.connections import create_connection
-from pullbridge.consumers import delivery, service
+from pullbridge.consumers import delivery, receiving, service
 from pullbridge.consumers.delivery import Consumers
 from pullbridge.consumers.models import ConsumerCreate, Delivery, RedriveRequest, SeekRequest
 from pullbridge.consumers.records import find_consumer
@@ -354,10 +354,10 @@ def test_any_history_of_workers_keeps_the_consumer_guarantees(
     before: int,
     seed: int,
 ) -> None:
-    """Receives read the consumer's state whole, or filtered (`delivery._view`) as they do when many
+    """Receives read the consumer's state whole, or filtered (`receiving._view`) as they do when many
     events are in flight."""
-    monkeypatch.setattr(delivery, "WHOLE_STATE_IN_FLIGHT", 50 if state == "whole" else -1)
-    monkeypatch.setattr(delivery, "random", random.Random(seed))  # a lost race's pause, on the test clock
+    monkeypatch.setattr(receiving, "WHOLE_STATE_IN_FLIGHT", 50 if state == "whole" else -1)
+    monkeypatch.setattr(receiving, "random", random.Random(seed))  # a lost race's pause, on the test clock
     rnd = random.Random(seed)
     workers = Workers(store, settings, config, before)
     for _ in range(rnd.randint(30, 60)):

@@ -16,7 +16,7 @@ import pytest
 
 from pullbridge.clock import to_iso
 from pullbridge.connections import create_connection
-from pullbridge.consumers import delivery, service
+from pullbridge.consumers import delivery, instance_memory, receiving, service
 from pullbridge.consumers.delivery import Consumers
 from pullbridge.consumers.models import ConsumerCreate, Delivery, SeekRequest
 from pullbridge.consumers.records import StoredConsumer, find_consumer
@@ -114,9 +114,9 @@ def write(store: Store, settings: ApiSettings) -> Callable[[int], list[str]]:
 @pytest.fixture(autouse=True)
 def _fresh_instance_memory() -> None:
     """Each test starts as a new instance would: no pace of stretches, no count in flight seen."""
-    delivery._paces.clear()
-    delivery._seen_in_flight.clear()
-    delivery._log_ends.clear()
+    instance_memory._paces.clear()
+    instance_memory._seen_in_flight.clear()
+    instance_memory._log_ends.clear()
 
 
 def _consumer(ctx: Consumers, name: str = "racing") -> StoredConsumer:
@@ -279,7 +279,7 @@ def test_a_receive_waits_for_the_stretch_of_one_that_died_no_longer_than_it_may(
     assert store.reserve_stretch(TENANT, consumer.id, 10) is not None  # and gone
     started = clock.now
     assert _ids(delivery.receive(ctx, consumer, 10, 0).data) == event_ids[:10]
-    assert delivery.STRETCH_WAIT_SECONDS <= clock.now - started <= delivery.STRETCH_WAIT_SECONDS + 1
+    assert receiving.STRETCH_WAIT_SECONDS <= clock.now - started <= receiving.STRETCH_WAIT_SECONDS + 1
     # Then the stretches run on: the next receive has nothing to wait for
     started = clock.now
     assert _ids(delivery.receive(ctx, consumer, 10, 0).data) == event_ids[10:]
@@ -316,7 +316,7 @@ def test_an_ack_of_a_batch_is_one_transaction_with_one_receipt_and_a_second_ack_
 
 
 def test_acks_of_many_takes_fill_transactions_with_a_receipt_for_each_take() -> None:
-    from pullbridge.storage.consumers import _settle_chunks
+    from pullbridge.storage.consumer_leases import _settle_chunks
 
     epoch = 1 << 32
     one_take = [(position, epoch + 1) for position in range(1, 150)]
@@ -329,7 +329,7 @@ def test_acks_of_many_takes_fill_transactions_with_a_receipt_for_each_take() -> 
 def test_a_busy_consumers_state_is_read_filtered_to_what_the_receive_needs(
     settings: ApiSettings, write: Callable[[int], list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(delivery, "WHOLE_STATE_IN_FLIGHT", 10)
+    monkeypatch.setattr(receiving, "WHOLE_STATE_IN_FLIGHT", 10)
     write(30)
     ctx, _ = _context(settings)
     consumer = _consumer(ctx)

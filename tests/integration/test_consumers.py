@@ -12,7 +12,7 @@ import pytest
 
 from pullbridge.clock import to_iso
 from pullbridge.connections import create_connection
-from pullbridge.consumers import delivery, service
+from pullbridge.consumers import delivery, receiving, service
 from pullbridge.consumers.delivery import Consumers
 from pullbridge.consumers.models import ConsumerCreate, ConsumerUpdate, Delivery, RedriveRequest, SeekRequest
 from pullbridge.consumers.records import find_consumer
@@ -51,9 +51,9 @@ def ctx(
     request: pytest.FixtureRequest, store: Store, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> Consumers:
     """Every test twice: receives reading the consumer's whole state (few in flight), and receives
-    reading it filtered (many in flight: `delivery._view`)."""
+    reading it filtered (many in flight: `receiving._view`)."""
     if request.param == "filtered state":
-        monkeypatch.setattr(delivery, "WHOLE_STATE_IN_FLIGHT", -1)
+        monkeypatch.setattr(receiving, "WHOLE_STATE_IN_FLIGHT", -1)
     codec = CursorCodec(CURSOR_SECRET)
     return Consumers(store, codec, EventReader(store, codec), clock=clock, sleep=clock.sleep)
 
@@ -227,6 +227,48 @@ def test_an_ack_answers_as_of_one_moment_when_a_receive_takes_some_of_its_leases
     monkeypatch.setattr(ctx.store, "_transact", transact)
     clock.now += 10
     assert sorted(_labels(_receive(ctx))) == ["a", "b"]  # both still in flight, neither acked
+
+
+def test_a_redriven_lease_is_the_later_of_two_ack_ids_after_seeks_took_its_event_again(
+    ctx: Consumers, clock: Clock, write: Callable[..., list[str]]
+) -> None:
+    """The property test's find: a dead letter's event taken again from the log after a seek back (a
+    later epoch), that lease dropped by a seek forward, then the dead letter redriven: its new lease kept
+    the buried one's `seq` + 1, below the dropped lease's, so an ack naming both tried the dropped one and
+    answered the live lease `expired`."""
+    (event_id,) = write("a")
+    _create(ctx, ack_wait_seconds=30, max_deliveries=1)
+    consumer = find_consumer(ctx.store, TENANT, "workers")
+    _receive(ctx)
+    clock.now += 31
+    assert _receive(ctx) == []  # buried: max_deliveries
+    service.seek(ctx, TENANT, "workers", SeekRequest(position="all"))
+    (taken_again,) = _receive(ctx)  # from the log again, in a later epoch
+    service.seek(ctx, TENANT, "workers", SeekRequest(position="new"))  # drops that lease
+    assert service.redrive(ctx, TENANT, "workers", RedriveRequest(event_ids=[event_id])).redriven == 1
+    (redriven,) = _receive(ctx)
+    answer = delivery.ack(ctx, consumer, [taken_again.ack_id, redriven.ack_id])
+    assert (answer.acked, answer.expired) == (1, [taken_again.ack_id])
+    assert service.get_consumer(ctx, TENANT, "workers").num_ack_pending == 0
+
+
+def test_a_dead_letter_redriven_twice_gets_a_new_lease_each_time(
+    ctx: Consumers, clock: Clock, write: Callable[..., list[str]]
+) -> None:
+    (event_id,) = write("a")
+    _create(ctx, ack_wait_seconds=30, max_deliveries=1)
+    consumer = find_consumer(ctx.store, TENANT, "workers")
+    _receive(ctx)
+    clock.now += 31
+    assert _receive(ctx) == []
+    service.redrive(ctx, TENANT, "workers", RedriveRequest(event_ids=[event_id]))
+    (first,) = _receive(ctx)
+    assert delivery.term(ctx, consumer, [first.ack_id], "again").termed == 1
+    service.redrive(ctx, TENANT, "workers", RedriveRequest(event_ids=[event_id]))  # the head has not moved
+    (second,) = _receive(ctx)
+    assert second.ack_id != first.ack_id
+    assert delivery.ack(ctx, consumer, [first.ack_id]).expired == [first.ack_id]
+    assert delivery.ack(ctx, consumer, [second.ack_id]).acked == 1
 
 
 def test_max_deliveries_then_a_dead_letter_that_can_be_listed_redriven_and_discarded(

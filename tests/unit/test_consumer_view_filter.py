@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pullbridge.storage.consumers import MAX_VIEW_KEY_BYTES, MAX_VIEW_KEYS, _view_filter, view_keys_fit
+from pullbridge.storage.consumer_reads import MAX_VIEW_KEY_BYTES, MAX_VIEW_KEYS, _view_filter, view_keys_fit
 
 
 def test_the_filter_names_at_most_100_records_to_an_in_and_fits_in_4_kb() -> None:

@@ -27,6 +27,7 @@ from pullbridge.ids import event_position, new_id
 from pullbridge.models import Event
 from pullbridge.paging import page_index
 from pullbridge.storage import ConsumerHead, DeadLetterRow, InFlight, keys
+from pullbridge.storage.consumer_items import LEASE_EPOCH_BITS
 
 _UPDATE_ATTEMPTS = 5
 _SEEK_ATTEMPTS = 8
@@ -213,13 +214,27 @@ def redrive(ctx: Consumers, tenant_id: str, reference: str, request: RedriveRequ
             None
             if row.item.scope_position > state.head.position
             else replace(
-                row.item, state="waiting", due_at=0.0, delivery_count=0, lease_seq=row.item.lease_seq + 1
+                row.item,
+                state="waiting",
+                due_at=0.0,
+                delivery_count=0,
+                lease_seq=redriven_lease_seq(row.item.lease_seq, state.head),
             ),
         )
         for row in live[:room]
     ]
     moved = ctx.store.unbury(tenant_id, consumer.id, moves)
     return RedriveResult(redriven=moved, remaining=ctx.store.dead_letter_count(tenant_id, consumer.id))
+
+
+def redriven_lease_seq(buried: int, head: ConsumerHead) -> int:
+    """A redriven event's first `seq`: above every lease its event ever had, as `seq` must be (of two ack
+    ids of one event, the higher is the later lease). Its buried lease's `seq` alone may not be: a seek
+    back may have taken the event from the log again in a later epoch, and a seek forward dropped that
+    lease since. So it starts in the epoch the head's next move would write, which no take of this event
+    can write (the event lies behind the head, and a seek takes that version itself), or just past its
+    buried lease when that is higher still (a second redrive before the head moved)."""
+    return max(buried + 1, (head.version + 1) << LEASE_EPOCH_BITS)
 
 
 def _redrivable(

@@ -7,7 +7,9 @@ One module per thing stored, each a part of `Store` (which is nothing but their 
   decisions in `planning`;
 - `control`: control records (API keys, tenants, connections, subscriptions, pulls);
 - `snapshots`: the full-scan snapshot; `blobs`: bytes larger than an item;
-- `consumers`: a consumer's head, in-flight events and dead letters;
+- `consumers`: a consumer's record and name; `consumer_heads`: its head and the stretches of the log
+  handed to receives; `consumer_reads`: reads of its state; `consumer_leases`: its leases and their
+  receipts; `dead_letters`: its dead letters (`consumer_items`: how their items look);
 - `records`: the latest state of each upstream record;
 - `client`: the DynamoDB client, and the one place botocore's failures become `StorageUnavailable`;
 - `attributes`: attribute values and the documents items carry; `model`: what callers pass and get.

@@ -1,15 +1,16 @@
 """A consumer's dead letters: events that left its rotation (delivered `max_deliveries` times, or
-termed), each kept with a copy of its event until it is redriven or discarded, and their count."""
+termed), each kept with a copy of its event until it is redriven or discarded, and their count. And the
+log's documents that a burial copies and a redelivery delivers (`events_at`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from pullbridge.storage.attributes import Item, decode_document, encode_document, n, num, s
+from pullbridge.storage.attributes import Item, decode_document, encode_document, n, num, s, text
 from pullbridge.storage.client import storage_errors
 from pullbridge.storage.consumer_items import in_flight, in_flight_item, ms
-from pullbridge.storage.keys import consumer_partition, dead_letter_partition
+from pullbridge.storage.keys import consumer_partition, dead_letter_partition, tenant_log
 from pullbridge.storage.model import DeadLetterRow, InFlight
 from pullbridge.storage.transactions import Transactions
 
@@ -152,3 +153,14 @@ class DeadLetters(Transactions):
         return moved
 
     # --- the log's documents ----------------------------------------------------------------------------
+
+    def events_at(self, tenant_id: str, positions: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The events at these tenant-log positions (BatchGetItem, consistent); expired ones are absent."""
+        now = self._clock()
+        found: dict[int, dict[str, Any]] = {}
+        for item in self._batch_get(tenant_log(tenant_id), positions):
+            if text(item, "kind") in (None, "event") and num(item, "expires_at") > now:
+                document = decode_document(item)
+                document["id"] = item["id"]["S"]
+                found[num(item, "sk")] = document
+        return found
