@@ -132,3 +132,16 @@ def labelled_event(connection_id: str, label: str) -> dict[str, Any]:
         "received_at": "2026-11-24T00:00:00.000Z",
         "data": {"label": label},
     }
+
+
+class MovingClock:
+    """Wall time plus an offset the test moves; sleeping moves it too (so waits take no time)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds

@@ -29,21 +29,9 @@ from pullbridge.storage.keys import HEAD_POSITION, consumer_partition
 from pullbridge.storage.transactions import MAX_TRANSACTION_ITEMS
 from tests.conftest import CURSOR_SECRET
 from tests.support import TEST_SECRET, labelled_event
+from tests.support import MovingClock as Clock
 
 TENANT = "t_races"
-
-
-class Clock:
-    """Wall time plus an offset the test moves; sleeping moves it too."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

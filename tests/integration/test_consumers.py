@@ -24,21 +24,9 @@ from pullbridge.settings import ApiSettings
 from pullbridge.storage import EventDraft, Store
 from tests.conftest import CURSOR_SECRET
 from tests.support import TEST_SECRET, labelled_event
+from tests.support import MovingClock as Clock
 
 TENANT = "t_consumers"
-
-
-class Clock:
-    """Wall time plus an offset the test moves; sleeping moves it too."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
