@@ -102,9 +102,9 @@ def write(store: Store, settings: ApiSettings) -> Callable[[int], list[str]]:
 @pytest.fixture(autouse=True)
 def _fresh_instance_memory() -> None:
     """Each test starts as a new instance would: no pace of stretches, no count in flight seen."""
-    instance_memory._paces.clear()
-    instance_memory._seen_in_flight.clear()
-    instance_memory._log_ends.clear()
+    instance_memory.paces.clear()
+    instance_memory.seen_in_flight.clear()
+    instance_memory.log_ends.clear()
 
 
 def _consumer(ctx: Consumers, name: str = "racing") -> StoredConsumer:

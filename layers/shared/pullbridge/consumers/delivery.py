@@ -15,7 +15,7 @@ from __future__ import annotations
 from pullbridge.consumers import planning
 from pullbridge.consumers.context import ConsumerObserver, Consumers
 from pullbridge.consumers.models import ReceiveResult
-from pullbridge.consumers.receiving import _receive_once
+from pullbridge.consumers.receiving import receive_once
 from pullbridge.consumers.records import StoredConsumer, not_found
 from pullbridge.consumers.settling import ack, extend, nack, term
 from pullbridge.events import POLL_INTERVAL_SECONDS
@@ -28,7 +28,7 @@ def receive(ctx: Consumers, consumer: StoredConsumer, max_batch_size: int, wait:
     """Up to `max_batch_size` deliveries; with `wait`, held until one can be made or the wait ends."""
     deadline = ctx.clock() + wait
     while True:
-        deliveries, next_due = _receive_once(ctx, consumer, max_batch_size, deadline)
+        deliveries, next_due = receive_once(ctx, consumer, max_batch_size, deadline)
         if deliveries or ctx.clock() >= deadline:
             return ReceiveResult(data=deliveries)
         if not _await_deliverable(ctx, consumer, next_due, deadline):

@@ -9,16 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PACE_SECONDS = 0.25
-"""The pace of a consumer's stretches is measured over at least this long (`_Pace`)."""
-_seen_in_flight: dict[str, int] = {}
+"""The pace of a consumer's stretches is measured over at least this long (`Pace`)."""
+seen_in_flight: dict[str, int] = {}
 """How many events each consumer had in flight when this instance last read its state."""
-_paces: dict[str, _Pace] = {}
-_log_ends: dict[str, int] = {}
+paces: dict[str, Pace] = {}
+log_ends: dict[str, int] = {}
 """Where this instance last found the end of each consumer's log (a read that held all the log had)."""
 
 
 @dataclass
-class _Pace:
+class Pace:
     """How fast the stretches of one consumer are done with, as this instance saw `fin` move: the
     positions a second, a moving average. It tells a receive how long those before it should take."""
 
@@ -39,16 +39,16 @@ class _Pace:
         return max(0, start - decided) / self.rate if self.rate > 0 else 0.0
 
 
-def _pace(consumer_id: str) -> _Pace:
-    pace = _paces.get(consumer_id)
+def pace_of(consumer_id: str) -> Pace:
+    pace = paces.get(consumer_id)
     if pace is None:
-        if len(_paces) >= 10_000:
-            _paces.clear()
-        pace = _paces[consumer_id] = _Pace()
+        if len(paces) >= 10_000:
+            paces.clear()
+        pace = paces[consumer_id] = Pace()
     return pace
 
 
-def _remember_in_flight(consumer_id: str, count: int) -> None:
-    if len(_seen_in_flight) >= 10_000:
-        _seen_in_flight.clear()
-    _seen_in_flight[consumer_id] = count
+def remember_in_flight(consumer_id: str, count: int) -> None:
+    if len(seen_in_flight) >= 10_000:
+        seen_in_flight.clear()
+    seen_in_flight[consumer_id] = count

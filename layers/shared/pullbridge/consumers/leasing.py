@@ -14,7 +14,7 @@ from pullbridge.clock import to_iso
 from pullbridge.consumers import planning
 from pullbridge.consumers.ack_ids import AckId, encode_ack_id
 from pullbridge.consumers.context import Consumers
-from pullbridge.consumers.log_reads import _tenant_position
+from pullbridge.consumers.log_reads import tenant_position
 from pullbridge.consumers.models import Delivery
 from pullbridge.consumers.records import StoredConsumer
 from pullbridge.models import Event
@@ -24,7 +24,7 @@ from pullbridge.storage.consumer_items import LEASE_EPOCH_BITS
 CLAIMS_PER_TRANSACTION = 99
 
 
-def _take(
+def take_new_events(
     ctx: Consumers,
     consumer: StoredConsumer,
     head: ConsumerHead,
@@ -93,7 +93,7 @@ def _claim(
     document = entry.document
     received_at = _epoch(document["received_at"])
     return InFlight(
-        position=_tenant_position(entry),
+        position=tenant_position(entry),
         scope_position=entry.position,
         event_id=document["id"],
         record_key=planning.record_key(document),
@@ -106,7 +106,7 @@ def _claim(
     )
 
 
-def _redeliver(
+def lease_again(
     ctx: Consumers, consumer: StoredConsumer, plan: planning.ReceivePlan, now: float
 ) -> list[Delivery]:
     if not plan.redeliver:
@@ -134,7 +134,7 @@ def _redeliver(
     ]
 
 
-def _bury(
+def bury_events(
     ctx: Consumers,
     consumer: StoredConsumer,
     items: Sequence[InFlight],

@@ -1,5 +1,5 @@
-"""What a receive read of the consumer's log (`_LogRead`, through the log's reader, so never past an
-unresolved position), and which of it the receive may take (`_candidates`)."""
+"""What a receive read of the consumer's log (`LogRead`, through the log's reader, so never past an
+unresolved position), and which of it the receive may take (`candidates`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pullbridge.storage import LoggedEvent
 
 
 @dataclass(frozen=True)
-class _LogRead:
+class LogRead:
     """Every matching event of the consumer's log in (`start`, `scanned_to`], as the log's reader found
     them. What it read is final (the reader never passes an unresolved position), so a receive that lost
     the race for the head takes what lies past the winner's position from here, without reading again."""
@@ -27,14 +27,14 @@ class _LogRead:
     def after(self, position: int) -> list[LoggedEvent]:
         return [entry for entry in self.events if entry.position > position]
 
-    def then(self, later: _LogRead) -> _LogRead:
+    def then(self, later: LogRead) -> LogRead:
         """This read followed by `later`, which starts where this one ends."""
-        return _LogRead(self.start, self.events + later.events, later.scanned_to, later.more)
+        return LogRead(self.start, self.events + later.events, later.scanned_to, later.more)
 
 
-def _read_log(
+def read_log_after(
     ctx: Consumers, consumer: StoredConsumer, position: int, limit: int, bound: int | None
-) -> _LogRead:
+) -> LogRead:
     """Up to `limit` matching events after `position`, none past `bound`."""
     logged, scanned_to, _, more = ctx.reader.collect(
         consumer.tenant_id, consumer.event_filters, position, 0.0, limit
@@ -42,11 +42,11 @@ def _read_log(
     if bound is not None and scanned_to > bound:
         logged = [entry for entry in logged if entry.position <= bound]
         scanned_to, more = bound, True
-    return _LogRead(position, logged, scanned_to, more)
+    return LogRead(position, logged, scanned_to, more)
 
 
-def _candidates(
-    read: _LogRead, position: int, held: set[int], wanted: int
+def candidates(
+    read: LogRead, position: int, held: set[int], wanted: int
 ) -> tuple[list[planning.NewEvent], list[int], int]:
     """What a receive whose head is at `position` may take from `read`: at most `wanted` new events, the
     log positions of the in-flight ones it passes over on the way, and how far they reach (the end of
@@ -56,7 +56,7 @@ def _candidates(
     new_events: list[planning.NewEvent] = []
     passed_over: list[int] = []
     for entry in read.after(position):
-        if _tenant_position(entry) in held:
+        if tenant_position(entry) in held:
             passed_over.append(entry.position)
             continue
         if len(new_events) == wanted:
@@ -68,13 +68,13 @@ def _candidates(
 
 def _new_event(entry: LoggedEvent) -> planning.NewEvent:
     return planning.NewEvent(
-        position=_tenant_position(entry),
+        position=tenant_position(entry),
         scope_position=entry.position,
         event_id=entry.document["id"],
         record_key=planning.record_key(entry.document),
     )
 
 
-def _tenant_position(entry: LoggedEvent) -> int:
+def tenant_position(entry: LoggedEvent) -> int:
     position = event_position(entry.document["id"])
     return position if position is not None else entry.position

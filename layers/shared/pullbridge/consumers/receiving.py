@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from pullbridge.consumers import planning
 from pullbridge.consumers.context import Consumers
-from pullbridge.consumers.instance_memory import _log_ends, _pace, _remember_in_flight, _seen_in_flight
-from pullbridge.consumers.leasing import CLAIMS_PER_TRANSACTION, _bury, _redeliver, _take
-from pullbridge.consumers.log_reads import _candidates, _LogRead, _read_log
+from pullbridge.consumers.instance_memory import log_ends, pace_of, remember_in_flight, seen_in_flight
+from pullbridge.consumers.leasing import CLAIMS_PER_TRANSACTION, bury_events, lease_again, take_new_events
+from pullbridge.consumers.log_reads import LogRead, candidates, read_log_after
 from pullbridge.consumers.models import Delivery
 from pullbridge.consumers.records import StoredConsumer, not_found
 from pullbridge.errors import StorageUnavailable
@@ -36,7 +36,7 @@ WHOLE_STATE_IN_FLIGHT = 50
 instance last read it (or that it has not read yet), and a filtered view of a busier one (`_view`)."""
 
 
-def _receive_once(
+def receive_once(
     ctx: Consumers, consumer: StoredConsumer, max_batch_size: int, horizon: float
 ) -> tuple[list[Delivery], float | None]:
     receiving = _Receiving(ctx, consumer, consumer.limits(max_batch_size), horizon)
@@ -65,7 +65,7 @@ class _Receiving:
     limits: planning.Limits
     horizon: float
     stretch: Stretch | None = None
-    read: _LogRead | None = None
+    read: LogRead | None = None
     position: int = 0
     """Where the head was last seen."""
     decided: int = 0
@@ -118,7 +118,7 @@ class _Receiving:
             plan = planning.plan_redeliveries(view.in_flight, now, self.limits)
             wanted = self.wanted(plan, view)
             held = {item.position for item in view.in_flight}
-            new_events, passed_over, reach = _candidates(read, self.position, held, wanted)
+            new_events, passed_over, reach = candidates(read, self.position, held, wanted)
             plan = planning.plan_new(
                 plan,
                 view.in_flight,
@@ -129,7 +129,7 @@ class _Receiving:
                 scanned_to=reach,
             )
             by_scope_position = {entry.position: entry for entry in read.events}
-            taken, refused, moved = _take(
+            taken, refused, moved = take_new_events(
                 ctx,
                 consumer,
                 view.head,
@@ -147,9 +147,11 @@ class _Receiving:
                 continue
             self.settled = moved
             if moved:  # what this instance knows is in flight now, for its next receive's read (`_view`)
-                _remember_in_flight(consumer.id, view.count + len(plan.deliver_new) + len(plan.queue_new))
-            again = _redeliver(ctx, consumer, plan, now)
-            buried = len(_bury(ctx, consumer, plan.dead, now, reason="max_deliveries", leased_only=False))
+                remember_in_flight(consumer.id, view.count + len(plan.deliver_new) + len(plan.queue_new))
+            again = lease_again(ctx, consumer, plan, now)
+            buried = len(
+                bury_events(ctx, consumer, plan.dead, now, reason="max_deliveries", leased_only=False)
+            )
             deliveries = taken + again
             if deliveries or buried:
                 ctx.observer.delivered(consumer, first=len(taken), again=len(again), dead=buried)
@@ -162,15 +164,15 @@ class _Receiving:
     def await_the_stretches_before(self, stretch: Stretch, until: int, *, looked: bool) -> None:
         """Hold until the head reaches `until` or this receive is `ready`. First, without a request, for as
         long as the stretches before this one should still take at the pace this instance saw them go
-        (`_Pace`); the state's read that follows tells whether they are done. Once that was not enough
+        (`Pace`); the state's read that follows tells whether they are done. Once that was not enough
         (`looked`): looking at the head alone (a `GetItem`), less and less often."""
         if not looked:
-            expected = STRETCH_PACE_MARGIN * _pace(self.consumer.id).wait_for(stretch.start, self.decided)
+            expected = STRETCH_PACE_MARGIN * pace_of(self.consumer.id).wait_for(stretch.start, self.decided)
             remaining = expected - (self.ctx.clock() - self.seen_at)
             self.ctx.sleep(max(min(remaining, STRETCH_WAIT_SECONDS), STRETCH_POLL_SECONDS))
             return
         # A quarter of a stretch's time at the pace seen, so that a slow pace costs no more looks
-        pause = max(STRETCH_POLL_SECONDS, _pace(self.consumer.id).wait_for(stretch.end, stretch.start) / 4)
+        pause = max(STRETCH_POLL_SECONDS, pace_of(self.consumer.id).wait_for(stretch.end, stretch.start) / 4)
         while not self.ready(stretch) and self.position < until:
             self.ctx.sleep(pause)
             pause = min(pause * 1.5, 5 * STRETCH_POLL_SECONDS)
@@ -184,7 +186,7 @@ class _Receiving:
         if head.position > self.position or decided > self.decided:
             self.moved_at = now
         self.position, self.decided, self.seen_at = head.position, decided, now
-        _pace(self.consumer.id).saw(now, decided)
+        pace_of(self.consumer.id).saw(now, decided)
 
     def hand_out(self) -> Stretch:
         """A stretch of the log to read; an empty one for a consumer this instance last found caught up
@@ -193,16 +195,16 @@ class _Receiving:
         tenant_id, consumer_id = self.consumer.tenant_id, self.consumer.id
         size = FILTERED_SCAN_BUDGET if self.consumer.event_filters.needs_scan else self.most
         stretch = None
-        if consumer_id in _log_ends and _seen_in_flight.get(consumer_id, 0) <= WHOLE_STATE_IN_FLIGHT:
+        if consumer_id in log_ends and seen_in_flight.get(consumer_id, 0) <= WHOLE_STATE_IN_FLIGHT:
             # Caught up, few in flight: the state is read whole, so first (it holds the head), and once
             view = self.ctx.store.read_consumer_view(
                 tenant_id, consumer_id, horizon=self.horizon, after=0, record_keys=None
             )
             if view is not None:
                 self.early = (view, self.ctx.clock())
-                _remember_in_flight(consumer_id, view.count)
+                remember_in_flight(consumer_id, view.count)
                 stretch = Stretch(view.head, view.head.position, view.head.position, view.decided)
-        elif consumer_id in _log_ends:
+        elif consumer_id in log_ends:
             stretch = self.ctx.store.peek_stretch(tenant_id, consumer_id)
         else:
             for _ in range(2):  # a head from before stretches starts them first (once)
@@ -214,10 +216,10 @@ class _Receiving:
         self.stretch, self.read, self.settled = stretch, None, stretch.end == stretch.start
         self.position, self.decided = stretch.head.position, stretch.decided
         self.moved_at = self.seen_at = self.ctx.clock()
-        _pace(self.consumer.id).saw(self.seen_at, stretch.decided)
+        pace_of(self.consumer.id).saw(self.seen_at, stretch.decided)
         return stretch
 
-    def ready(self, stretch: Stretch, read: _LogRead | None = None) -> bool:
+    def ready(self, stretch: Stretch, read: LogRead | None = None) -> bool:
         """Whether this receive takes from the head now: the head reached its stretch, or those handed the
         stretches before it are done with them, or the last read found the head and `fin` as they were
         `STRETCH_WAIT_SECONDS` before (one of them died), or its stretch lies past the end of the log
@@ -230,29 +232,29 @@ class _Receiving:
             or (read is not None and not read.events and not read.more)
         )
 
-    def read_log(self, stretch: Stretch) -> _LogRead:
+    def read_log(self, stretch: Stretch) -> LogRead:
         """What this receive read of the log: its stretch, from the head when it is ready; and, once it is
         ready and the head lies before what it read, the gap between (as far as one read goes)."""
         read = self.read
         if read is None:
             # A consumer caught up with its log (as this instance last read it): the stretch lies past its
             # end, and what comes lies before it, so read from the head
-            end = _log_ends.get(self.consumer.id)
+            end = log_ends.get(self.consumer.id)
             caught_up = stretch.end == stretch.start or (end is not None and end < stretch.start)
             start = self.position if caught_up or self.ready(stretch) else stretch.start
             bound = stretch.end if stretch.end > stretch.start else None
-            read = _read_log(self.ctx, self.consumer, start, self.most, bound)
+            read = read_log_after(self.ctx, self.consumer, start, self.most, bound)
         elif self.position < read.start and self.ready(stretch, read):
             # The gap's positions and one more: a read of `most` would read again what lies past it
             gap_limit = min(self.most, read.start - self.position)
-            gap = _read_log(self.ctx, self.consumer, self.position, gap_limit, read.start)
+            gap = read_log_after(self.ctx, self.consumer, self.position, gap_limit, read.start)
             read = gap.then(read) if gap.scanned_to >= read.start else gap
         if read.more:
-            _log_ends.pop(self.consumer.id, None)
+            log_ends.pop(self.consumer.id, None)
         else:
-            if len(_log_ends) >= 10_000:
-                _log_ends.clear()
-            _log_ends[self.consumer.id] = read.scanned_to
+            if len(log_ends) >= 10_000:
+                log_ends.clear()
+            log_ends[self.consumer.id] = read.scanned_to
         self.read = read
         return read
 
@@ -281,7 +283,7 @@ class _Receiving:
 
 
 def _view(
-    ctx: Consumers, consumer: StoredConsumer, read: _LogRead, position: int, horizon: float
+    ctx: Consumers, consumer: StoredConsumer, read: LogRead, position: int, horizon: float
 ) -> tuple[ConsumerView, float]:
     """The consumer's state as this receive needs it, and the time it was read at.
 
@@ -295,7 +297,7 @@ def _view(
     keys: set[str] = set()
     if consumer.ordering == "record":
         keys = {key for entry in read.after(position) if (key := planning.record_key(entry.document))}
-    whole = _seen_in_flight.get(consumer.id, 0) <= WHOLE_STATE_IN_FLIGHT or not view_keys_fit(keys)
+    whole = seen_in_flight.get(consumer.id, 0) <= WHOLE_STATE_IN_FLIGHT or not view_keys_fit(keys)
     view = ctx.store.read_consumer_view(
         consumer.tenant_id,
         consumer.id,
@@ -306,7 +308,7 @@ def _view(
     if view is None:
         raise not_found(consumer.id)
     now = ctx.clock()
-    _remember_in_flight(consumer.id, view.count)
+    remember_in_flight(consumer.id, view.count)
     if consumer.ordering == "record":
         partial = {
             item.record_key

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pullbridge.clock import to_iso
 from pullbridge.consumers.ack_ids import AckId, decode_ack_ids
 from pullbridge.consumers.context import Consumers
-from pullbridge.consumers.leasing import _bury
+from pullbridge.consumers.leasing import bury_events
 from pullbridge.consumers.models import AckResult, ExtendResult, NackResult, TermResult
 from pullbridge.consumers.records import StoredConsumer
 from pullbridge.storage import InFlight
@@ -64,7 +64,7 @@ def term(ctx: Consumers, consumer: StoredConsumer, ack_ids: list[str], reason: s
     held = _held(ctx, consumer, ack_ids)
     current = _current(ctx, consumer, held.values())
     live = _live_leases(held.values(), current, now)
-    buried = _bury(ctx, consumer, live, now, reason=reason or "termed", leased_only=True)
+    buried = bury_events(ctx, consumer, live, now, reason=reason or "termed", leased_only=True)
     if buried:
         ctx.observer.delivered(consumer, first=0, again=0, dead=len(buried))
     expired = [
