@@ -42,8 +42,30 @@ class DynamoCalls:
     def __init__(self, client: Any) -> None:
         self.client = client
         self.names: list[str] = []
+        self.written: list[str] = []
+        """The partition key of every item a write asked to change, in order."""
         self._failures: dict[str, str] = {}
+        client.meta.events.register("before-parameter-build.dynamodb.*", self._before_parameter_build)
         client.meta.events.register("before-call.dynamodb.*", self._before_call)
+
+    def _before_parameter_build(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        requests: list[dict[str, Any]] = []
+        if model.name in ("PutItem", "UpdateItem", "DeleteItem"):
+            requests = [params]
+        elif model.name == "TransactWriteItems":
+            requests = [next(iter(action.values())) for action in params["TransactItems"]]
+        elif model.name == "BatchWriteItem":
+            requests = [
+                next(iter(request.values())) for batch in params["RequestItems"].values() for request in batch
+            ]
+        for request in requests:
+            key = request.get("Item") or request.get("Key") or {}
+            if "pk" in key:
+                self.written.append(next(iter(key["pk"].values())))
+
+    def written_outside(self, *prefixes: str) -> list[str]:
+        """The partition keys written that start with none of `prefixes`."""
+        return [pk for pk in self.written if not pk.startswith(prefixes)]
 
     def _before_call(self, model: Any, **_: Any) -> None:
         self.names.append(model.name)
@@ -55,6 +77,7 @@ class DynamoCalls:
         self._failures[operation] = code
 
     def close(self) -> None:
+        self.client.meta.events.unregister("before-parameter-build.dynamodb.*", self._before_parameter_build)
         self.client.meta.events.unregister("before-call.dynamodb.*", self._before_call)
 
 

@@ -348,5 +348,7 @@ def test_full_scans_keep_the_records_equal_to_the_provider_and_an_unchanged_scan
 
     with counting(store._client) as calls:
         assert _pull(engine, store, subscription_id).status == "success"
-    # Nothing changed: no event, no snapshot and no record is written (the pull record's puts only).
-    assert {"TransactWriteItems", "BatchWriteItem"}.isdisjoint(calls.names)
+    # Nothing changed: no event, no snapshot and no record is written (the pull's and the subscription's
+    # records only, and the connection's health)
+    assert calls.written_outside("PULL#", "SUB#", "CONNHEALTH#") == []
+    assert "BatchWriteItem" not in calls.names

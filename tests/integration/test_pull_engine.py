@@ -184,10 +184,13 @@ def test_an_unchanged_scan_emits_nothing_and_writes_no_event_or_snapshot(
         pull = _scan(engine, store, subscription_id)
     assert _changes(store, pull.id) == []
     assert pull.stats["unchanged"] == 7
-    assert "TransactWriteItems" not in calls.names
+    assert calls.written_outside("PULL#", "SUB#", "CONNHEALTH#") == []  # no event, record or snapshot
+    assert {pk.split("#")[0] for pk in calls.written} == {"PULL", "SUB"}
+    # One transaction, of two control records: the pull's end with its subscription's release
+    assert calls.names.count("TransactWriteItems") == 1
     assert "BatchWriteItem" not in calls.names
     # Writes are O(1): the trigger, the lease, the pull record's states and the subscription's close
-    assert calls.names.count("PutItem") <= 8
+    assert calls.names.count("PutItem") <= 7
 
 
 def test_changes_and_deletes_are_emitted_exactly(
@@ -378,6 +381,69 @@ def test_a_trigger_while_a_live_worker_holds_the_lease_is_refused_and_ends_nothi
         trigger_pull(store, TENANT, subscription_id)
 
     assert load_pull(store, running.id).status == "queued"  # type: ignore[union-attr]
+
+
+def test_a_pull_read_as_ended_has_freed_its_subscription_for_a_trigger(
+    engine: PullEngine,
+    store: Store,
+    upstream: ListApi,
+    connection: StoredConnection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pull's end and its subscription's release are one write: a client that reads the pull as
+    `success` and triggers the next one at once is never told 409 `pull_running`."""
+    upstream.put("a")
+    subscription_id = _subscribe(store, connection)
+    first = trigger_pull(store, TENANT, subscription_id)
+    triggered: list[str] = []
+
+    def trigger_once_the_pull_reads_ended() -> None:
+        if triggered or load_pull(store, first.id).status != "success":  # type: ignore[union-attr]
+            return
+        triggered.append("pending")  # the trigger's own writes come back here
+        try:
+            triggered[0] = trigger_pull(store, TENANT, subscription_id).status
+        except Conflict as exc:
+            triggered[0] = exc.key
+
+    for name in ("put_control", "put_controls"):
+        write = getattr(store, name)
+
+        def watched(*args: Any, _write: Callable[..., bool] = write, **kwargs: Any) -> bool:
+            written = _write(*args, **kwargs)
+            trigger_once_the_pull_reads_ended()
+            return written
+
+        monkeypatch.setattr(store, name, watched)
+
+    assert engine.advance(subscription_id, deadline=time.time() + 60) == first.id
+
+    assert triggered == ["queued"]
+    subscription = load_subscription(store, subscription_id)
+    assert subscription is not None
+    assert subscription.last_pull_id == first.id  # the finished pull's bookkeeping landed with it
+    assert subscription.baseline_done
+
+
+def test_a_pull_and_its_subscription_are_written_together_or_not_at_all(
+    store: Store, upstream: ListApi, connection: StoredConnection
+) -> None:
+    from pullbridge.pulls.records import save_subscription_and_pull
+
+    subscription_id = _subscribe(store, connection)
+    pull = trigger_pull(store, TENANT, subscription_id)
+    subscription = load_subscription(store, subscription_id)
+    assert subscription is not None
+    stale = subscription.version - 1
+    pull.status, subscription.running_pull_id = "success", None
+
+    assert not save_subscription_and_pull(store, subscription, pull, expected_version=stale)
+    assert load_pull(store, pull.id).status == "queued"  # type: ignore[union-attr]
+    assert load_subscription(store, subscription_id).running_pull_id == pull.id  # type: ignore[union-attr]
+
+    assert save_subscription_and_pull(store, subscription, pull, expected_version=stale + 1)
+    assert load_pull(store, pull.id).status == "success"  # type: ignore[union-attr]
+    assert load_subscription(store, subscription_id).running_pull_id is None  # type: ignore[union-attr]
 
 
 def test_the_schedule_starts_only_due_subscriptions(

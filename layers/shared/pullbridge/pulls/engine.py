@@ -39,6 +39,7 @@ from pullbridge.pulls.records import (
     pull_pk,
     save_pull,
     save_subscription,
+    save_subscription_and_pull,
 )
 from pullbridge.pulls.schedule import after_pull, updates_since, wants_full_scan
 from pullbridge.pulls.service import DEAD_PULL_ERROR, LEASE_SECONDS, new_pull
@@ -332,20 +333,16 @@ class PullEngine:
         self._update_subscription(run, hand_back)
 
     def _end_pull(self, pull: StoredPull, error: dict[str, Any] | None) -> None:
-        pull.status = "error" if error else "success"
-        pull.error = error
-        pull.ended_at = self._clock()
-        pull.resumable = False
-        pull.checkpoint = None
+        _mark_ended(pull, error, self._clock())
         save_pull(self._store, pull)
 
     def _finish(self, run: _Run, failure: PullbridgeError | None) -> None:
+        """End the pull and free its subscription in one write, so that no reader sees the pull ended
+        while the subscription still names it running (a trigger then would be refused with 409)."""
         error = failure.to_error_object() if failure else None
-        run.pull.stats = run.stats.as_dict()
-        self._end_pull(run.pull, error)
         pull = run.pull
-        if self._on_finished is not None:
-            self._on_finished(pull)
+        pull.stats = run.stats.as_dict()
+        _mark_ended(pull, error, self._clock())
 
         def close(subscription: StoredSubscription) -> None:
             subscription.running_pull_id = subscription.lease_holder = None
@@ -363,19 +360,36 @@ class PullEngine:
             subscription.updated_at = to_iso(self._clock())
 
         try:
-            self._update_subscription(run, close)
+            self._update_subscription(run, close, ended=pull)
         except LeaseLost:
-            return
+            save_pull(self._store, pull)  # the subscription is another worker's now, or deleted
+        if self._on_finished is not None:
+            self._on_finished(pull)
 
-    def _update_subscription(self, run: _Run, change: Callable[[StoredSubscription], None]) -> None:
-        """Apply `change` to the subscription while this worker still holds its lease."""
+    def _update_subscription(
+        self, run: _Run, change: Callable[[StoredSubscription], None], *, ended: StoredPull | None = None
+    ) -> None:
+        """Apply `change` to the subscription while this worker still holds its lease; with `ended`, save
+        that pull in the same transaction."""
         for _ in range(_ATTEMPTS):
             current = load_subscription(self._store, run.subscription.id)
             if current is None or current.lease_holder != run.token or current.running_pull_id != run.pull.id:
                 raise LeaseLost(run.subscription.id)
             version = current.version
             change(current)
-            if save_subscription(self._store, current, expected_version=version):
+            if (
+                save_subscription_and_pull(self._store, current, ended, expected_version=version)
+                if ended is not None
+                else save_subscription(self._store, current, expected_version=version)
+            ):
                 run.subscription.version = current.version
                 return
         raise LeaseLost(run.subscription.id)
+
+
+def _mark_ended(pull: StoredPull, error: dict[str, Any] | None, now: float) -> None:
+    pull.status = "error" if error else "success"
+    pull.error = error
+    pull.ended_at = now
+    pull.resumable = False
+    pull.checkpoint = None

@@ -9,7 +9,7 @@ from typing import Any
 from pullbridge.clock import to_iso
 from pullbridge.pulls.models import Pull, PullStatsModel, Subscription, error_detail
 from pullbridge.pulls.stats import PullStats
-from pullbridge.storage import Store, keys
+from pullbridge.storage import ControlWrite, Store, keys
 
 COLLECTED_IDS_CAP = 1000
 
@@ -139,10 +139,35 @@ def save_subscription(
     store: Store, subscription: StoredSubscription, *, expected_version: int | None
 ) -> bool:
     """Write it; `expected_version` None means "only if new". Bumps the version it writes."""
+    write = _subscription_write(subscription, expected_version)
+    return store.put_control(
+        write.pk,
+        write.sk,
+        write.document,
+        index=write.index,
+        due_at=write.due_at,
+        attributes=write.attributes,
+        only_if_new=write.only_if_new,
+        expected_version=write.expected_version,
+    )
+
+
+def save_subscription_and_pull(
+    store: Store, subscription: StoredSubscription, pull: StoredPull, *, expected_version: int
+) -> bool:
+    """Write both in one transaction, the subscription only at `expected_version`: an ended pull and
+    the subscription it frees are seen together, never one without the other."""
+    written = store.put_controls([_subscription_write(subscription, expected_version), _pull_write(pull)])
+    if not written:
+        subscription.version = expected_version
+    return written
+
+
+def _subscription_write(subscription: StoredSubscription, expected_version: int | None) -> ControlWrite:
     if expected_version is not None:
         subscription.version = expected_version + 1
     due = subscription.due_at
-    return store.put_control(
+    return ControlWrite(
         subscription_pk(subscription.id),
         keys.SUBSCRIPTION_SK,
         dict(subscription.__dict__),
@@ -163,7 +188,12 @@ def load_pull(store: Store, pull_id: str) -> StoredPull | None:
 
 
 def save_pull(store: Store, pull: StoredPull) -> None:
-    store.put_control(
+    write = _pull_write(pull)
+    store.put_control(write.pk, write.sk, write.document, index=write.index, attributes=write.attributes)
+
+
+def _pull_write(pull: StoredPull) -> ControlWrite:
+    return ControlWrite(
         pull_pk(pull.id),
         keys.PULL_SK,
         dict(pull.__dict__),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from pullbridge.storage.attributes import encode_document as _encode_document
 from pullbridge.storage.client import dynamodb_client
+from pullbridge.storage.control import ControlWrite
 from pullbridge.storage.keys import HASHED_KEY_PREFIX, key_part
 from pullbridge.storage.model import (
     AppendResult,
@@ -47,6 +48,7 @@ __all__ = [
     "ConnectionGuard",
     "ConsumerHead",
     "ConsumerState",
+    "ControlWrite",
     "DeadLetterRow",
     "EventDraft",
     "InFlight",

@@ -4,7 +4,8 @@ through `by_tenant` and due in `by_due`. The domain builds their keys with `stor
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -13,6 +14,20 @@ from pullbridge.storage.attributes import Item, control_document, n, plain, s
 from pullbridge.storage.client import error_code, storage_error, storage_errors
 from pullbridge.storage.core import StoreCore
 from pullbridge.storage.keys import DUE_PARTITION, HEALTH_KEY
+
+
+@dataclass(frozen=True)
+class ControlWrite:
+    """One control record to write, as `ControlRecords.put_control` takes it."""
+
+    pk: str
+    sk: str
+    document: Mapping[str, Any]
+    index: tuple[str, str] | None = None
+    due_at: str | None = None
+    attributes: Mapping[str, Any] | None = None
+    only_if_new: bool = False
+    expected_version: int | None = None
 
 
 class ControlRecords(StoreCore):
@@ -45,22 +60,9 @@ class ControlRecords(StoreCore):
 
         `due_at` puts the record in the sparse `by_due` index at that time; None leaves it out.
         """
-        item: Item = {"pk": s(pk), "sk": s(sk), "doc": s(json.dumps(document, separators=(",", ":")))}
-        if index is not None:
-            item["gsi1pk"], item["gsi1sk"] = s(index[0]), s(index[1])
-        if due_at is not None:
-            item["gsi2pk"], item["gsi2sk"] = s(DUE_PARTITION), s(due_at)
-        for name, value in (attributes or {}).items():
-            item[name] = plain(value)
-        request: dict[str, Any] = {"TableName": self._control_table, "Item": item}
-        if only_if_new:
-            request["ConditionExpression"] = "attribute_not_exists(pk)"
-        elif expected_version is not None:
-            request["ConditionExpression"] = "#v = :v"
-            request["ExpressionAttributeNames"] = {"#v": "version"}
-            request["ExpressionAttributeValues"] = {":v": n(expected_version)}
+        write = ControlWrite(pk, sk, document, index, due_at, attributes, only_if_new, expected_version)
         try:
-            self._client.put_item(**request)
+            self._client.put_item(**self._put_request(write))
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
@@ -68,6 +70,44 @@ class ControlRecords(StoreCore):
         except BotoCoreError as exc:
             raise storage_error(exc) from exc
         return True
+
+    def put_controls(self, writes: Sequence[ControlWrite]) -> bool:
+        """Write control records together, in one transaction: all of them, or (False) none, when a
+        condition failed or another transaction touched one of them meanwhile."""
+        actions: list[Any] = [{"Put": self._put_request(write)} for write in writes]
+        try:
+            self._client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            if error_code(exc) in ("TransactionCanceledException", "TransactionConflictException"):
+                reasons = exc.response.get("CancellationReasons", [])
+                refused = {reason.get("Code") for reason in reasons} - {"None", None}
+                if refused <= {"ConditionalCheckFailed", "TransactionConflict"}:
+                    return False
+            raise storage_error(exc) from exc
+        except BotoCoreError as exc:
+            raise storage_error(exc) from exc
+        return True
+
+    def _put_request(self, write: ControlWrite) -> dict[str, Any]:
+        item: Item = {
+            "pk": s(write.pk),
+            "sk": s(write.sk),
+            "doc": s(json.dumps(write.document, separators=(",", ":"))),
+        }
+        if write.index is not None:
+            item["gsi1pk"], item["gsi1sk"] = s(write.index[0]), s(write.index[1])
+        if write.due_at is not None:
+            item["gsi2pk"], item["gsi2sk"] = s(DUE_PARTITION), s(write.due_at)
+        for name, value in (write.attributes or {}).items():
+            item[name] = plain(value)
+        request: dict[str, Any] = {"TableName": self._control_table, "Item": item}
+        if write.only_if_new:
+            request["ConditionExpression"] = "attribute_not_exists(pk)"
+        elif write.expected_version is not None:
+            request["ConditionExpression"] = "#v = :v"
+            request["ExpressionAttributeNames"] = {"#v": "version"}
+            request["ExpressionAttributeValues"] = {":v": n(write.expected_version)}
+        return request
 
     def query_control_index(
         self,
