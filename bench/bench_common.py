@@ -160,6 +160,7 @@ class Rig:
         return ApiSettings(
             events_table=tables["EventsTable"],
             control_table=tables["ControlTable"],
+            idempotency_table=tables["IdempotencyTable"],
             cursor_secret=CURSOR_SECRET,
             puller_function_name="PullerFunction",
             dynamodb_endpoint=self.endpoint,
