@@ -239,13 +239,14 @@ def _serve_counting_dynamodb(ports: multiprocessing.queues.Queue[int]) -> None:
     )
     from werkzeug.serving import make_server
 
-    from pullbridge_local import moto_transactions
+    from pullbridge_local import moto_queries, moto_transactions
 
     class QuietRequestHandler(MotoRequestHandler):
         def log_request(self, *args: Any) -> None:
             """No access-log line per request."""
 
     moto_transactions.install()
+    moto_queries.install()
     application = CountingApp(DomainDispatcherApplication(create_backend_app))
     server = make_server("127.0.0.1", 0, application, threaded=False, request_handler=QuietRequestHandler)
     ports.put(server.server_port)

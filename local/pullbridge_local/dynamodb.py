@@ -18,7 +18,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from pullbridge_local import LOCAL_ACCESS_KEY, LOCAL_REGION, moto_transactions
+from pullbridge_local import LOCAL_ACCESS_KEY, LOCAL_REGION, moto_queries, moto_transactions
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -37,6 +37,7 @@ def _serve_forever_in_child(ports: multiprocessing.queues.Queue[int]) -> None:
 
 def _single_threaded_server() -> BaseWSGIServer:
     moto_transactions.install()
+    moto_queries.install()
     application = DomainDispatcherApplication(create_backend_app)
     return make_server("127.0.0.1", 0, application, threaded=False, request_handler=_QuietRequestHandler)
 
