@@ -52,9 +52,11 @@ def _ack_before_lease_check() -> None:
         with contextlib.suppress(Exception):  # the answer below is the bug; the takeover is its effect
             held = decode_ack_ids(ctx.codec, consumer.tenant_id, consumer.id, list(result.expired))
             positions = sorted({ack_id.position for ack_id in held})
-            current = ctx.store.in_flight_at(consumer.tenant_id, consumer.id, positions)
+            groups = {ack_id.group for ack_id in held if ack_id.group is not None}
+            current = ctx.store.in_flight_at(consumer.tenant_id, consumer.id, positions, groups)
             leases = [(item.position, item.lease_seq) for item in current if item.state == "leased"]
-            ctx.store.settle(consumer.tenant_id, consumer.id, leases, now=ctx.clock())
+            in_group = {item.position: item.group for item in current if item.group is not None}
+            ctx.store.settle(consumer.tenant_id, consumer.id, leases, now=ctx.clock(), groups=in_group)
         return AckResult(acked=len(ack_ids), expired=[])
 
     delivery.ack = ack

@@ -204,9 +204,9 @@ def test_racing_receives_read_consecutive_stretches_and_take_them_in_turn(
     assert _ids(got["second"]) == event_ids[10:]
     # Each read the log once, the second from where the first's stretch ends, while the first was at work
     assert reads == {"first": [0], "second": [10]}
-    # One take each, of its 10 events and the head: no take was refused
-    assert first_requests.transaction_items == [11]
-    assert second_requests.transaction_items == [11]
+    # One take each, of the head and its 10 events' lease group: no take was refused
+    assert first_requests.transaction_items == [2]
+    assert second_requests.transaction_items == [2]
 
 
 def test_stretches_are_handed_out_one_after_another_done_with_in_turn_and_restarted_by_a_seek(
@@ -299,8 +299,9 @@ def test_an_ack_of_a_batch_is_one_transaction_with_one_receipt_and_a_second_ack_
     mark = len(requests.transaction_items)
     ack_ids = [item.ack_id for item in batch]
     assert delivery.ack(ctx, consumer, ack_ids).model_dump() == {"acked": 5, "expired": []}
-    assert requests.transaction_items[mark:] == [5 + 1]  # the deletes and one receipt
+    assert requests.transaction_items[mark:] == [1 + 1]  # the lease group's delete and one receipt
     assert delivery.ack(ctx, consumer, ack_ids).model_dump() == {"acked": 5, "expired": []}
+    assert ctx.store.read_consumer_state(TENANT, consumer.id).in_flight == []  # type: ignore[union-attr]
 
 
 def test_acks_of_many_takes_fill_transactions_with_a_receipt_for_each_take() -> None:
@@ -321,7 +322,8 @@ def test_a_busy_consumers_state_is_read_filtered_to_what_the_receive_needs(
     write(30)
     ctx, _ = _context(settings)
     consumer = _consumer(ctx)
-    held = delivery.receive(ctx, consumer, 30, 0).data  # 30 in flight, leased: this instance saw so
+    # 30 in flight, leased, each in an item of its own (a receive of one leases no group)
+    held = [item for _ in range(30) for item in delivery.receive(ctx, consumer, 1, 0).data]
     write(2)
     answers: list[tuple[int, int]] = []
     client = ctx.store._client

@@ -1,7 +1,8 @@
 """Ack ids: opaque, signed, and bound to one consumer, one event and one lease of it.
 
 An ack id is a cursor token (`pullbridge.cursors`: HMAC-signed, bound to the tenant) whose scope is the
-consumer and whose position is `[event position, lease_seq]`. So a forged one, another tenant's or
+consumer and whose position is `[event position, lease_seq]`, and the lease group's first position when
+the lease was given in one (`[position, lease_seq, group]`). So a forged one, another tenant's or
 another consumer's is refused (400) before anything is read, and one of an earlier lease of the same
 event no longer matches the event's `lease_seq`: it settles nothing, and is reported as expired.
 """
@@ -18,6 +19,8 @@ from pullbridge.errors import InvalidCursor, ValidationFailed
 class AckId:
     position: int
     lease_seq: int
+    group: int | None = None
+    """The lease group the lease was given in (`InFlight.group`), if any."""
 
 
 def _scope(consumer_id: str) -> str:
@@ -25,7 +28,8 @@ def _scope(consumer_id: str) -> str:
 
 
 def encode_ack_id(codec: CursorCodec, tenant_id: str, consumer_id: str, ack: AckId, at: float) -> str:
-    return codec.encode(Cursor(tenant_id, _scope(consumer_id), [ack.position, ack.lease_seq], at))
+    parts = [ack.position, ack.lease_seq] + ([] if ack.group is None else [ack.group])
+    return codec.encode(Cursor(tenant_id, _scope(consumer_id), parts, at))
 
 
 def decode_ack_ids(codec: CursorCodec, tenant_id: str, consumer_id: str, tokens: list[str]) -> list[AckId]:
@@ -39,11 +43,11 @@ def decode_ack_ids(codec: CursorCodec, tenant_id: str, consumer_id: str, tokens:
         position = cursor.position
         if (
             not isinstance(position, list)
-            or len(position) != 2
+            or len(position) not in (2, 3)
             or not all(isinstance(part, int) and not isinstance(part, bool) and part > 0 for part in position)
         ):
             raise _invalid(index)
-        decoded.append(AckId(position[0], position[1]))
+        decoded.append(AckId(position[0], position[1], position[2] if len(position) == 3 else None))
     return decoded
 
 

@@ -19,7 +19,7 @@ from pullbridge.consumers.models import Delivery
 from pullbridge.consumers.records import StoredConsumer
 from pullbridge.models import Event
 from pullbridge.storage import ConsumerHead, DeadLetterRow, InFlight, LoggedEvent
-from pullbridge.storage.consumer_items import LEASE_EPOCH_BITS
+from pullbridge.storage.consumer_items import GROUP_MIN_MEMBERS, LEASE_EPOCH_BITS
 
 CLAIMS_PER_TRANSACTION = 99
 
@@ -55,7 +55,7 @@ def take_new_events(
     claims.sort(key=lambda claim: claim.scope_position)
     delivered: list[Delivery] = []
     chunks = [
-        claims[start : start + CLAIMS_PER_TRANSACTION]
+        _grouped(claims[start : start + CLAIMS_PER_TRANSACTION])
         for start in range(0, len(claims), CLAIMS_PER_TRANSACTION)
     ] or [[]]
     for index, chunk in enumerate(chunks):
@@ -83,6 +83,16 @@ def take_new_events(
             if claim.state == "leased"
         ]
     return delivered, None, True
+
+
+def _grouped(claims: list[InFlight]) -> list[InFlight]:
+    """The claims of one transaction, those it leases held in one lease group when there are enough of
+    them (`GROUP_MIN_MEMBERS`): one item to write, and to delete when their ack comes whole."""
+    leased = [claim for claim in claims if claim.state == "leased"]
+    if len(leased) < GROUP_MIN_MEMBERS:
+        return claims
+    group = min(claim.position for claim in leased)
+    return [replace(claim, group=group) if claim.state == "leased" else claim for claim in claims]
 
 
 def _claim(
@@ -163,7 +173,7 @@ def _delivery(
 ) -> Delivery:
     return Delivery(
         ack_id=encode_ack_id(
-            ctx.codec, consumer.tenant_id, consumer.id, AckId(item.position, item.lease_seq), now
+            ctx.codec, consumer.tenant_id, consumer.id, AckId(item.position, item.lease_seq, item.group), now
         ),
         delivery_count=item.delivery_count,
         lease_expires_at=to_iso(item.due_at),

@@ -28,7 +28,7 @@ STRETCH_WAIT_SECONDS = 2.0
 log before its own (one of them may have died holding its stretch) before it takes from the head itself."""
 STRETCH_POLL_SECONDS = 0.02
 """The shortest pause between two looks at the head while a receive waits for the stretches before its own."""
-STRETCH_FIRST_LOOK = 0.8
+STRETCH_FIRST_LOOK = 0.9
 """A receive waiting for the stretches before its own first looks at the head when this share of the time
 their pace gives them has passed. Before it, not after: `fin` moves only when the receives that waited
 take, so a pace measured by receives that sleep past it measures their sleep, and slows down with each
@@ -173,7 +173,7 @@ class _Receiving:
         )
         if first > 0:
             self.ctx.sleep(min(first, STRETCH_WAIT_SECONDS))
-        pause = max(STRETCH_POLL_SECONDS, pace.wait_for(stretch.end, stretch.start) / 8)
+        pause = max(STRETCH_POLL_SECONDS, pace.wait_for(stretch.end, stretch.start) / 4)
         while True:
             progress = self.ctx.store.consumer_progress(self.consumer.tenant_id, self.consumer.id)
             if progress is None:

@@ -206,6 +206,10 @@ def redrive(ctx: Consumers, tenant_id: str, reference: str, request: RedriveRequ
         wanted = set(request.event_ids or [])
         rows = ctx.store.dead_letters_at(tenant_id, consumer.id, positions)
         live = [row for row in rows if row.item.event_id in wanted and row.item.expires_at > now]
+    # One whose event is in flight again (a seek back took it from the log again) stays: the put below
+    # would find an event's own item there, but not a lease group's.
+    held = {item.position for item in state.in_flight}
+    live = [row for row in live if row.item.position not in held]
     # A dead letter after the consumer's position (after a seek back) comes again from the log: it leaves
     # the dead letters, and the log delivers it, once. Any other goes back in flight, to be delivered anew.
     moves: list[tuple[DeadLetterRow, InFlight | None]] = [

@@ -21,8 +21,18 @@ def ack(ctx: Consumers, consumer: StoredConsumer, ack_ids: list[str]) -> AckResu
     earlier lease is expired: the event's lease ran out, and it was delivered again (or buried)."""
     held = _held(ctx, consumer, ack_ids)
     latest = _latest_leases(held.values())
+    groups = {
+        ack_id.position: ack_id.group
+        for ack_id in held.values()
+        if ack_id.group is not None and latest[ack_id.position] == ack_id.lease_seq
+    }
     outcome = ctx.store.settle(
-        consumer.tenant_id, consumer.id, sorted(latest.items()), now=ctx.clock(), clock=ctx.clock
+        consumer.tenant_id,
+        consumer.id,
+        sorted(latest.items()),
+        now=ctx.clock(),
+        clock=ctx.clock,
+        groups=groups,
     )
     expired = [
         token
@@ -92,6 +102,7 @@ def _change(
         now=now,
         after=afters,
         clock=ctx.clock,
+        groups={p: group for p in afters if (group := current[p].group) is not None},
     )
     expired = [
         token
@@ -104,12 +115,16 @@ def _change(
 
 
 def _current(ctx: Consumers, consumer: StoredConsumer, ack_ids: Iterable[AckId]) -> dict[int, InFlight]:
-    """The in-flight events these ack ids name, as they are now (one read of just those)."""
+    """The in-flight events these ack ids name, as they are now (one read of just those, and of the lease
+    groups they were given in)."""
+    ack_ids = list(ack_ids)
     positions = sorted({ack_id.position for ack_id in ack_ids})
     if not positions:
         return {}
+    groups = {ack_id.group for ack_id in ack_ids if ack_id.group is not None}
     return {
-        item.position: item for item in ctx.store.in_flight_at(consumer.tenant_id, consumer.id, positions)
+        item.position: item
+        for item in ctx.store.in_flight_at(consumer.tenant_id, consumer.id, positions, groups)
     }
 
 

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from pullbridge.storage.attributes import Item, n, num, s
 from pullbridge.storage.client import error_code, storage_errors
-from pullbridge.storage.consumer_items import decided_of, head_of, in_flight_item
+from pullbridge.storage.consumer_items import decided_of, group_item, head_of, in_flight_item
 from pullbridge.storage.keys import HEAD_POSITION, consumer_partition
 from pullbridge.storage.model import ConsumerHead, InFlight
 from pullbridge.storage.transactions import MAX_TRANSACTION_ITEMS, Transactions, chunks
@@ -134,7 +134,8 @@ class ConsumerHeads(Transactions):
         decided: int | None = None,
     ) -> ConsumerHead | None:
         """Move the head from `expected` to `head` and hold `claims` in flight, in one transaction (at most
-        `MAX_TRANSACTION_ITEMS - 1` claims); `decided`: the stretches are done with up to there (`fin`).
+        `MAX_TRANSACTION_ITEMS - 1` claims); the claims of one `group` go in one item, the others in one
+        each. `decided`: the stretches are done with up to there (`fin`).
         None when it landed. Else nothing was taken, and the answer is the head as another receive left
         it (the cancellation returns it), or `expected` when that is not known (a claim's condition
         refused, or a conflicting transaction)."""
@@ -146,16 +147,20 @@ class ConsumerHeads(Transactions):
             move["Update"]["UpdateExpression"] += ", fin = :fin"
             move["Update"]["ExpressionAttributeValues"][":fin"] = n(decided)
         move["Update"]["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        grouped = [claim for claim in claims if claim.group is not None]
+        items = [in_flight_item(partition, claim) for claim in claims if claim.group is None]
+        if grouped:
+            items.append(group_item(partition, grouped))
         actions: list[Any] = [move]
         actions += [
             {
                 "Put": {
                     "TableName": self._events_table,
-                    "Item": in_flight_item(partition, claim),
+                    "Item": item,
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             }
-            for claim in claims
+            for item in items
         ]
         old: dict[int, Item] = {}
         if self._transact(actions, old_items=old) is None:
@@ -175,6 +180,7 @@ class ConsumerHeads(Transactions):
         """Move the head (a seek, or a count of pending events), and drop in-flight events with it. A seek
         starts the stretches handed out again at the new position."""
         partition = consumer_partition(tenant_id, consumer_id)
+        self._split_groups(partition, {item.group for item in drop if item.group is not None})
         first, rest = drop[: MAX_TRANSACTION_ITEMS - 1], drop[MAX_TRANSACTION_ITEMS - 1 :]
         move = self._consumer_head_move(partition, expected, head)
         if seek:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pullbridge.storage.attributes import Item, n, num, s, text
-from pullbridge.storage.keys import HEAD_POSITION
+from pullbridge.storage.keys import HEAD_POSITION, group_sort_key
 from pullbridge.storage.model import ConsumerHead, InFlight
 
 LEASE_EPOCH_BITS = 32
@@ -39,6 +39,65 @@ def in_flight_item(partition: str, item: InFlight) -> Item:
     if item.record_key is not None:
         entry["rk"] = s(item.record_key)
     return entry
+
+
+GROUP_MIN_MEMBERS = 2
+"""A take leases its events in one group item when it leases at least this many together."""
+
+
+def group_item(partition: str, members: Sequence[InFlight]) -> Item:
+    """One item for the events of one take leased together: their shared lease (`seq`, `due`, `state`,
+    `dc`) once, and each event's own fields in `mem`. Immutable: an ack of all of them deletes it, and any
+    other change first gives each its own item (`Transactions._split_groups`)."""
+    first = members[0]
+    fields = [
+        [m.position, m.scope_position, m.event_id, m.record_key, round(m.received_at, 3), m.expires_at]
+        for m in members
+    ]
+    return {
+        "pk": s(partition),
+        "sk": n(group_sort_key(first.group if first.group is not None else first.position)),
+        "mem": s(json.dumps(fields, separators=(",", ":"))),
+        "mc": n(len(members)),
+        "state": s(first.state),
+        "due": n(ms(first.due_at)),
+        "dc": n(first.delivery_count),
+        "seq": n(first.lease_seq),
+        "expires_at": n(max(m.expires_at for m in members)),
+    }
+
+
+def is_group(item: Item) -> bool:
+    return "mem" in item
+
+
+def group_members(item: Item) -> list[InFlight]:
+    group = -num(item, "sk")
+    state, due_at = item["state"]["S"], float(item["due"]["N"])
+    delivery_count, lease_seq = num(item, "dc"), num(item, "seq")
+    return [
+        InFlight(
+            position=position,
+            scope_position=scope_position,
+            event_id=event_id,
+            record_key=record_key,
+            state=state,
+            due_at=due_at,
+            delivery_count=delivery_count,
+            lease_seq=lease_seq,
+            expires_at=expires_at,
+            received_at=received_at,
+            group=group,
+        )
+        for position, scope_position, event_id, record_key, received_at, expires_at in json.loads(
+            item["mem"]["S"]
+        )
+    ]
+
+
+def in_flight_entries(item: Item) -> list[InFlight]:
+    """The in-flight events an item of the consumer's partition holds: a group's, or its own."""
+    return group_members(item) if is_group(item) else [in_flight(item)]
 
 
 def in_flight(item: Item) -> InFlight:

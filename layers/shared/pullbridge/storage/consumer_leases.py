@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 from pullbridge.storage.attributes import n, num, s
 from pullbridge.storage.consumer_items import LEASE_EPOCH_BITS, in_flight_item, ms
-from pullbridge.storage.keys import consumer_partition, receipt_partition
+from pullbridge.storage.keys import consumer_partition, group_sort_key, receipt_partition
 from pullbridge.storage.model import InFlight
-from pullbridge.storage.transactions import MAX_TRANSACTION_ITEMS, Transactions, chunks
+from pullbridge.storage.transactions import MAX_CONFLICT_RETRIES, MAX_TRANSACTION_ITEMS, Transactions, chunks
 
 RECEIPT_SECONDS = 86_400
 Settled = Literal["done", "expired", "gone"]
@@ -35,6 +35,7 @@ class ConsumerLeases(Transactions):
         so the `seq` alone would let a receive that read the lease before it was extended take it from its
         holder. Returns the `after`s that landed: a lease is never given twice."""
         partition = consumer_partition(tenant_id, consumer_id)
+        self._split_groups(partition, {before.group for before, _ in changes if before.group is not None})
 
         def action(before: InFlight, after: InFlight) -> dict[str, Any]:
             return {
@@ -60,6 +61,7 @@ class ConsumerLeases(Transactions):
         now: float,
         after: Mapping[int, InFlight] | None = None,
         clock: Callable[[], float] | None = None,
+        groups: Mapping[int, int] | None = None,
     ) -> dict[int, Settled]:
         """Ack or change (`after[position]`: a nack or an extension) the events held at
         `(position, lease_seq)`, each only while that lease is still running at `now`, one lease per
@@ -73,7 +75,11 @@ class ConsumerLeases(Transactions):
 
         `clock`: the time of each try after the first. A try refused for some leases (another receive took
         them once they ran out) settles the rest only while they still run then, so that the answer holds
-        at one moment: no lease answered done ran out before one answered expired with the same end."""
+        at one moment: no lease answered done ran out before one answered expired with the same end.
+
+        `groups`: the lease group of each position that has one. An ack of every event of a group deletes
+        the group's one item, under the same conditions on its lease; any other settling of a group's
+        events first gives each its own item (`_split_groups`)."""
         partition = consumer_partition(tenant_id, consumer_id)
         receipts = receipt_partition(tenant_id, consumer_id)
         changes = after or {}
@@ -121,7 +127,10 @@ class ConsumerLeases(Transactions):
                 for epoch, acked in sorted(by_epoch.items())
             ]
 
-        outcome: dict[int, Settled] = {}
+        in_group = groups or {}
+        outcome = self._ack_whole_groups(partition, held, changes, in_group, moment[0], receipted)
+        held = [entry for entry in held if entry[0] not in outcome]
+        self._split_groups(partition, {in_group[position] for position, _ in held if position in in_group})
         for chunk in _settle_chunks(held, changes):
             done = {entry[0] for entry in self._transact_each(chunk, actions, receipted, before_retry=later)}
             refused = [entry for entry in chunk if entry[0] not in done]
@@ -145,6 +154,58 @@ class ConsumerLeases(Transactions):
         for item in self._batch_get(receipts, [lease_epoch(seq) for _, seq in entries]):
             found.update(item.get("acked", {}).get("SS", []))
         return {entry for entry in entries if receipt_entry(*entry) in found}
+
+    def _ack_whole_groups(
+        self,
+        partition: str,
+        held: Sequence[tuple[int, int]],
+        changes: Mapping[int, InFlight],
+        groups: Mapping[int, int],
+        now: float,
+        receipted: Callable[[Sequence[tuple[int, int]]], list[Any]],
+    ) -> dict[int, Settled]:
+        """The acks (not changes) of lease groups, a group at a time by its one item (`_ack_group`);
+        "done" for each event of a group that went so."""
+        whole: dict[int, list[tuple[int, int]]] = {}
+        for entry in held:
+            if entry[0] in groups and entry[0] not in changes:
+                whole.setdefault(groups[entry[0]], []).append(entry)
+        outcome: dict[int, Settled] = {}
+        for group, entries in whole.items():
+            if self._ack_group(partition, group, entries, now, receipted(entries)):
+                outcome.update(dict.fromkeys((position for position, _ in entries), "done"))
+        return outcome
+
+    def _ack_group(
+        self, partition: str, group: int, entries: Sequence[tuple[int, int]], now: float, receipt: list[Any]
+    ) -> bool:
+        """Ack every event of one lease group at once: delete its item while its lease runs, if these
+        are all its events (`mc`), with their receipt. False when that does not hold (or another request
+        changed the group first): the caller settles them one by one."""
+        seqs = {seq for _, seq in entries}
+        if len(seqs) != 1:
+            return False
+        actions: list[Any] = [
+            {
+                "Delete": {
+                    "TableName": self._events_table,
+                    "Key": {"pk": s(partition), "sk": n(group_sort_key(group))},
+                    "ConditionExpression": "seq = :seq AND due > :now AND mc = :count",
+                    "ExpressionAttributeValues": {
+                        ":seq": n(seqs.pop()),
+                        ":now": n(ms(now)),
+                        ":count": n(len(entries)),
+                    },
+                }
+            },
+            *receipt,
+        ]
+        for _ in range(MAX_CONFLICT_RETRIES + 1):
+            refused = self._transact(actions)
+            if refused is not None and not refused:
+                continue  # a conflicting transaction: nothing landed, try again
+            return refused is None
+        return False
 
     # --- plumbing ---------------------------------------------------------------------------------------
 

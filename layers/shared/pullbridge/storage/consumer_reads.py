@@ -11,8 +11,8 @@ from typing import Any
 
 from pullbridge.storage.attributes import Item, n, num, s
 from pullbridge.storage.client import storage_errors
-from pullbridge.storage.consumer_items import decided_of, head_of, in_flight, ms
-from pullbridge.storage.keys import HEAD_POSITION, consumer_partition
+from pullbridge.storage.consumer_items import decided_of, head_of, in_flight_entries, ms
+from pullbridge.storage.keys import HEAD_POSITION, consumer_partition, group_sort_key
 from pullbridge.storage.model import ConsumerHead, ConsumerState, InFlight
 from pullbridge.storage.transactions import Transactions
 
@@ -73,11 +73,12 @@ class ConsumerReads(Transactions):
             if "LastEvaluatedKey" not in response:
                 break
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        if not items or num(items[0], "sk") != HEAD_POSITION:
+        head, rest = _head_and_rest(items)
+        if head is None:
             return None
         now = self._clock()
-        held = [in_flight(item) for item in items[1:] if num(item, "expires_at") > now]
-        return ConsumerState(head_of(items[0]), held)
+        held = [entry for item in rest for entry in in_flight_entries(item) if entry.expires_at > now]
+        return ConsumerState(head_of(head), sorted(held, key=_by_position))
 
     def read_consumer_view(
         self,
@@ -116,15 +117,16 @@ class ConsumerReads(Transactions):
             if "LastEvaluatedKey" not in response:
                 break
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-        if not items or num(items[0], "sk") != HEAD_POSITION:
+        head, rest = _head_and_rest(items)
+        if head is None:
             return None
-        returned = [in_flight(item) for item in items[1:]]
-        held = [item for item in returned if item.expires_at > now]
-        # Every item but the head counts, less those past retention (TTL deletes them late), all of which
-        # the filter lets through to be told apart.
-        count = scanned - 1 - (len(returned) - len(held))
+        held = [entry for item in rest for entry in in_flight_entries(item) if entry.expires_at > now]
+        held.sort(key=_by_position)
+        # The items the filter left out are events' own and within retention (it lets through every lease
+        # group, and every item past retention, which TTL deletes late): each is one event in flight.
+        count = scanned - 1 - len(rest) + len(held)
         complete = None if record_keys is None else frozenset(record_keys)
-        return ConsumerView(head_of(items[0]), held, count, complete, decided_of(items[0]))
+        return ConsumerView(head_of(head), held, count, complete, decided_of(head))
 
     def in_flight_of_records(
         self, tenant_id: str, consumer_id: str, record_keys: Collection[str]
@@ -137,30 +139,55 @@ class ConsumerReads(Transactions):
         names, values = _key_list(record_keys)
         request: dict[str, Any] = {
             "TableName": self._events_table,
-            "KeyConditionExpression": "pk = :pk AND sk > :head",
-            "FilterExpression": " OR ".join(f"rk IN ({', '.join(chunk)})" for chunk in names),
-            "ExpressionAttributeValues": {":pk": s(partition), ":head": n(HEAD_POSITION)} | values,
+            "KeyConditionExpression": "pk = :pk",
+            "FilterExpression": " OR ".join(
+                ["attribute_exists(mem)"] + [f"rk IN ({', '.join(chunk)})" for chunk in names]
+            ),
+            "ExpressionAttributeValues": {":pk": s(partition)} | values,
             "ConsistentRead": True,
         }
+        wanted = set(record_keys)
         found: list[InFlight] = []
         while True:
             with storage_errors():
                 response = self._client.query(**request)
-            found += [item for item in map(in_flight, response.get("Items", [])) if item.expires_at > now]
+            found += [
+                entry
+                for item in response.get("Items", [])
+                for entry in in_flight_entries(item)
+                if entry.expires_at > now and entry.record_key in wanted
+            ]
             if "LastEvaluatedKey" not in response:
-                return found
+                return sorted(found, key=_by_position)
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def in_flight_at(self, tenant_id: str, consumer_id: str, positions: Sequence[int]) -> list[InFlight]:
-        """The in-flight events at these positions (one consistent `BatchGetItem`), oldest first."""
+    def in_flight_at(
+        self, tenant_id: str, consumer_id: str, positions: Sequence[int], groups: Collection[int] = ()
+    ) -> list[InFlight]:
+        """The in-flight events at these positions, in their own items or in the lease `groups` named (one
+        consistent `BatchGetItem`), oldest first."""
         now = self._clock()
         partition = consumer_partition(tenant_id, consumer_id)
-        found = [
-            in_flight(item)
-            for item in self._batch_get(partition, positions)
+        keys = [*positions, *(group_sort_key(group) for group in groups)]
+        wanted = set(positions)
+        found = {
+            entry.position: entry
+            for item in self._batch_get(partition, keys)
             if num(item, "sk") != HEAD_POSITION
-        ]
-        return sorted((item for item in found if item.expires_at > now), key=lambda item: item.position)
+            for entry in in_flight_entries(item)
+            if entry.position in wanted and entry.expires_at > now
+        }
+        return [found[position] for position in sorted(found)]
+
+
+def _head_and_rest(items: Sequence[Item]) -> tuple[Item | None, list[Item]]:
+    """The head among a partition's items (lease groups sort before it), and the others."""
+    head = next((item for item in items if num(item, "sk") == HEAD_POSITION), None)
+    return head, [item for item in items if item is not head]
+
+
+def _by_position(item: InFlight) -> int:
+    return item.position
 
 
 def _key_list(record_keys: Collection[str]) -> tuple[list[list[str]], dict[str, Any]]:
@@ -174,10 +201,12 @@ def _key_list(record_keys: Collection[str]) -> tuple[list[list[str]], dict[str, 
 def _view_filter(
     now: float, horizon: float, after: int, record_keys: Collection[str]
 ) -> tuple[str, dict[str, Any]]:
-    """The filter of a receive's view: the head (it alone has `pos`), what is due by the horizon, what is
-    past retention (to be left out of the count), what lies past `after`, and the named records."""
+    """The filter of a receive's view: the head (it alone has `pos`), every lease group (its events are
+    told apart once read), what is due by the horizon, what is past retention (to be left out of the
+    count), what lies past `after`, and the named records."""
     names, values = _key_list(record_keys)
-    parts = ["attribute_exists(pos)", "due <= :horizon", "expires_at <= :now", "spos > :after"]
+    parts = ["attribute_exists(pos)", "attribute_exists(mem)", "due <= :horizon", "expires_at <= :now"]
+    parts += ["spos > :after"]
     parts += [f"rk IN ({', '.join(chunk)})" for chunk in names]
     values |= {":horizon": n(ms(horizon)), ":now": n(now), ":after": n(after)}
     return " OR ".join(parts), values

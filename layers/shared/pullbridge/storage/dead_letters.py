@@ -31,6 +31,7 @@ class DeadLetters(Transactions):
         transaction on its items (nothing landed) is tried again: only a failed condition leaves a row."""
         partition = consumer_partition(tenant_id, consumer_id)
         dead = dead_letter_partition(tenant_id, consumer_id)
+        self._split_groups(partition, {row.item.group for row in rows if row.item.group is not None})
 
         def burial(row: DeadLetterRow) -> list[Any]:
             condition = "seq = :seq"

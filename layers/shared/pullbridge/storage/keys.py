@@ -7,6 +7,7 @@ EventsTable (pk S, sk N)
     W#<conn>#<delivery>, 0        the dedupe claim of one provider delivery
     T#<tenant>#K#<consumer>, 0    a consumer's head: its position, version, pending count, limits
     T#<tenant>#K#<consumer>, <seq>    one event the consumer holds in flight, by its tenant position
+    T#<tenant>#K#<consumer>, -<seq>   a lease group: the events one take leased together, by the first
     T#<tenant>#K#<consumer>#D, 0      the consumer's dead-letter count
     T#<tenant>#K#<consumer>#D, <seq>  one dead letter, with a copy of its event
     T#<tenant>#K#<consumer>#A, <seq>  the receipt of an ack: which lease it settled (kept a day)
@@ -86,6 +87,12 @@ def dedupe_key(connection_id: str, delivery_id: str) -> str:
 
 def consumer_partition(tenant_id: str, consumer_id: str) -> str:
     return f"T#{tenant_id}#K#{consumer_id}"
+
+
+def group_sort_key(group: int) -> int:
+    """A lease group's sort key in its consumer's partition: its first position, negated, so that groups
+    sort before the head (0) and never share a key with an event's own item."""
+    return -group
 
 
 def dead_letter_partition(tenant_id: str, consumer_id: str) -> str:

@@ -135,6 +135,9 @@ class InFlight:
     """When its event leaves the log (retention): the item goes with it."""
     received_at: float
     """When its event was received: the age of the oldest event not yet delivered is the consumer's lag."""
+    group: int | None = None
+    """The first position of the take whose one item holds it with the take's other events (a lease
+    group: `consumer_items.group_item`), or None when it has an item of its own."""
 
 
 @dataclass(frozen=True)

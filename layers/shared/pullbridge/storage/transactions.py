@@ -5,7 +5,7 @@ unprocessed keys."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -13,7 +13,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pullbridge.errors import StorageUnavailable
 from pullbridge.storage.attributes import Item, n, s
 from pullbridge.storage.client import error_code, storage_error, storage_errors
+from pullbridge.storage.consumer_items import group_members, in_flight_item, is_group
 from pullbridge.storage.core import StoreCore
+from pullbridge.storage.keys import group_sort_key
 
 MAX_TRANSACTION_ITEMS = 100
 MAX_CONFLICT_RETRIES = 4
@@ -48,6 +50,40 @@ class Transactions(StoreCore):
                 found += response.get("Responses", {}).get(table, [])
                 pending = response.get("UnprocessedKeys") or {}
         return found
+
+    def _split_groups(self, partition: str, groups: Collection[int]) -> None:
+        """Give each event of these lease groups an item of its own, with the same lease, in one
+        transaction per group: a change to some of a group's events then acts on theirs alone, under the
+        conditions every event's item has. A group another request acked or split first is left as it is."""
+        if not groups:
+            return
+        for item in self._batch_get(partition, [group_sort_key(group) for group in groups]):
+            if not is_group(item):
+                continue
+            actions: list[Any] = [
+                {
+                    "Delete": {
+                        "TableName": self._events_table,
+                        "Key": {"pk": item["pk"], "sk": item["sk"]},
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                }
+            ]
+            actions += [
+                {
+                    "Put": {
+                        "TableName": self._events_table,
+                        "Item": in_flight_item(partition, member),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+                for member in group_members(item)
+            ]
+            for _ in range(MAX_CONFLICT_RETRIES + 1):
+                refused = self._transact(actions)
+                if refused is None or refused:
+                    break  # split, or by another request first (its delete's condition refused)
+                time.sleep(0.005)  # a conflicting transaction: nothing landed, try again
 
     def _delete_partition(self, partition: str) -> None:
         request: dict[str, Any] = {
