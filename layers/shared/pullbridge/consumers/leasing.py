@@ -131,6 +131,7 @@ def lease_again(
                 due_at=lease_until,
                 delivery_count=item.delivery_count + 1,
                 lease_seq=item.lease_seq + 1,
+                group=None,  # leased again in an item of its own (`relet` splits its group first)
             ),
         )
         for item in plan.redeliver
